@@ -1,0 +1,3 @@
+"""Sharded dataset builders: raw DFT sources -> validated, deduplicated, split webdataset shards."""
+
+FORMAT_VERSION = 1

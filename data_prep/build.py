@@ -1,0 +1,251 @@
+"""Build a dataset: sources -> validate -> shards per task (parallel, resumable) -> dedup + card at finalize.
+
+Layout of `out/`:
+  shards/{split}-{task:06d}.tar   webdataset shards (one per task and split)
+  parts/{task:06d}.parquet        manifest rows of a finished task (its completion marker, written last)
+  manifest.parquet                all usable rows; quarantine.parquet: rejected rows with reasons
+  card.json                       counts, units, element references, statistics, provenance, hashes
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import webdataset as wds
+from tqdm import tqdm
+
+from data_prep import FORMAT_VERSION
+from data_prep.card import residual_per_atom, statistics
+from data_prep.sample_codec import encode
+from data_prep.sources import make_source
+from data_prep.split import SPLITS, assign_split
+from data_prep.validate import ValidationConfig, check
+
+UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign convention)"}
+
+
+@dataclass
+class BuildConfig:
+    out: str
+    sources: list[dict]
+    split: dict = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    seed: int = 0
+    workers: int = 1
+    cutoff: float = 6.0  # Å, for the neighbour statistics the model normalises with
+    energy_outlier_sigma: float = 8.0  # quarantine |E/atom - refs| beyond this many robust std
+    validation: dict = field(default_factory=dict)
+
+
+def _row(s, key, split, shard, idx, reason, cutoff) -> dict:
+    zs, counts = np.unique(s.numbers, return_counts=True) if s.n_atoms else (np.array([]), np.array([]))
+    f = s.forces
+    finite_f = f is not None and f.shape == (s.n_atoms, 3) and np.isfinite(f).all()
+    return {
+        "key": key,
+        "shard": shard,
+        "index": idx,
+        "n_atoms": s.n_atoms,
+        "formula": s.formula() if reason is None else "",
+        "elements": [str(x) for x in sorted({int(z) for z in zs})],
+        "z": zs.astype(np.int64).tolist(),
+        "counts": counts.astype(np.int64).tolist(),
+        "source": s.source,
+        "group": s.group,
+        "split": split,
+        "energy": float(s.energy) if s.energy is not None else float("nan"),
+        "energy_per_atom": float(s.energy) / max(s.n_atoms, 1) if s.energy is not None else float("nan"),
+        "max_force": float(np.abs(f).max()) if finite_f and f.size else float("nan"),
+        "f_sq_sum": float((f**2).sum()) if finite_f else 0.0,
+        "n_force_comp": int(f.size) if finite_f else 0,
+        "has_stress": s.stress is not None,
+        "n_re": int((s.atom_fields.get("r", np.ones(1)) == 0).sum()) if "r" in s.atom_fields else 0,
+        "avg_neighbors": _avg_neighbors(s, cutoff) if reason is None else 0.0,
+        "hash": s.structure_hash() if reason is None else "",
+        "flags": [] if reason is None else [reason],
+        "reason": reason,
+    }
+
+
+def _avg_neighbors(s, cutoff: float) -> float:
+    from ase.neighborlist import neighbor_list
+
+    i = neighbor_list("i", s.to_atoms(), cutoff=cutoff, self_interaction=False)
+    return len(i) / s.n_atoms
+
+
+def _run_task(args) -> str:
+    out, tid, spec, task, split_fr, seed, vcfg, cutoff, fixed_split = args
+    out = Path(out)
+    src = make_source(spec)
+    vc = ValidationConfig(**vcfg)
+    writers, rows = {}, []
+    counters = {k: 0 for k in SPLITS}
+    tmp = {}
+    try:
+        for s in src.read(task):
+            reason = check(s, vc)
+            key = s.key()
+            if reason is not None:
+                rows.append(_row(s, key, "", "", -1, reason, cutoff))
+                continue
+            split = fixed_split or assign_split(s.group, split_fr, seed)
+            shard = f"{split}-{tid:06d}.tar"
+            if split not in writers:
+                tmp[split] = out / "shards" / f".{shard}.tmp"
+                writers[split] = wds.TarWriter(str(tmp[split]), mtime=0.0)
+            writers[split].write(encode(s, key, split))
+            rows.append(_row(s, key, split, shard, counters[split], None, cutoff))
+            counters[split] += 1
+    finally:
+        for w in writers.values():
+            w.close()
+    for split, path in tmp.items():
+        os.replace(path, out / "shards" / f"{split}-{tid:06d}.tar")
+    part = out / "parts" / f"{tid:06d}.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), str(part) + ".tmp")
+    os.replace(str(part) + ".tmp", part)  # the task counts as done only once this exists
+    return part.name
+
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("shard", pa.string()),
+        ("index", pa.int64()),
+        ("n_atoms", pa.int64()),
+        ("formula", pa.string()),
+        ("elements", pa.list_(pa.string())),
+        ("z", pa.list_(pa.int64())),
+        ("counts", pa.list_(pa.int64())),
+        ("source", pa.string()),
+        ("group", pa.string()),
+        ("split", pa.string()),
+        ("energy", pa.float64()),
+        ("energy_per_atom", pa.float64()),
+        ("max_force", pa.float64()),
+        ("f_sq_sum", pa.float64()),
+        ("n_force_comp", pa.int64()),
+        ("has_stress", pa.bool_()),
+        ("n_re", pa.int64()),
+        ("avg_neighbors", pa.float64()),
+        ("hash", pa.string()),
+        ("flags", pa.list_(pa.string())),
+        ("reason", pa.string()),
+    ]
+)
+
+
+def build(cfg: BuildConfig, progress: bool = True) -> dict:
+    out = Path(cfg.out)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    (out / "parts").mkdir(exist_ok=True)
+    jobs = []
+    for spec in cfg.sources:
+        spec = dict(spec)
+        fixed = spec.pop("split", None)
+        if fixed is not None and fixed not in SPLITS:
+            raise ValueError(f"source split must be one of {SPLITS}, got {fixed!r}")
+        src = make_source(spec)
+        for task in src.tasks():
+            jobs.append((spec, task, fixed))
+    todo = [
+        (str(out), tid, spec, task, cfg.split, cfg.seed, cfg.validation, cfg.cutoff, fixed)
+        for tid, (spec, task, fixed) in enumerate(jobs)
+        if not (out / "parts" / f"{tid:06d}.parquet").exists()
+    ]
+    t0 = time.time()
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="build tasks", unit="task", disable=not progress)
+    if cfg.workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(cfg.workers) as pool:
+            for fut in as_completed([pool.submit(_run_task, a) for a in todo]):
+                fut.result()
+                bar.update()
+    else:
+        for a in todo:
+            _run_task(a)
+            bar.update()
+    bar.close()
+    summary = finalize(cfg, n_tasks=len(jobs))
+    summary["build_seconds"] = time.time() - t0
+    summary["tasks_run"] = len(todo)
+    return summary
+
+
+def finalize(cfg: BuildConfig, n_tasks: int) -> dict:
+    """Merge task parts: dedup by structure hash, fit references, flag energy outliers, write manifest and card."""
+    out = Path(cfg.out)
+    parts = [out / "parts" / f"{t:06d}.parquet" for t in range(n_tasks)]
+    table = pa.concat_tables([pq.read_table(p) for p in parts]) if parts else MANIFEST_SCHEMA.empty_table()
+    rejected = table.filter(pc.is_valid(table.column("reason")))
+    ok = table.filter(pc.is_null(table.column("reason")))
+    # first occurrence (task order, then position) wins; later copies are quarantined as duplicates
+    hashes = ok.column("hash").to_pylist()
+    seen, dup = set(), np.zeros(len(hashes), dtype=bool)
+    for i, h in enumerate(hashes):
+        dup[i] = h in seen
+        seen.add(h)
+    dups = ok.filter(pa.array(dup))
+    ok = ok.filter(pa.array(~dup))
+    train = ok.filter(pc.equal(ok.column("split"), "train"))
+    stats = statistics(train)
+    # robust per-atom energy outliers against the fitted references, then refit without them
+    res = residual_per_atom(ok, {int(k): v for k, v in stats["element_references"].items()})
+    med = np.median(res)
+    mad = 1.4826 * np.median(np.abs(res - med)) + 1e-6
+    outlier = np.abs(res - med) > cfg.energy_outlier_sigma * max(mad, 1e-3)
+    outliers = ok.filter(pa.array(outlier))
+    ok = ok.filter(pa.array(~outlier))
+    train = ok.filter(pc.equal(ok.column("split"), "train"))
+    stats = statistics(train)
+
+    def reasons(t, reason):
+        return t.set_column(t.schema.get_field_index("reason"), "reason", pa.array([reason] * t.num_rows, pa.string()))
+
+    quarantine = pa.concat_tables([rejected, reasons(dups, "duplicate"), reasons(outliers, "energy_outlier")])
+    pq.write_table(ok, out / "manifest.parquet.tmp")
+    os.replace(out / "manifest.parquet.tmp", out / "manifest.parquet")
+    pq.write_table(quarantine, out / "quarantine.parquet")
+    counts = {s: int(pc.sum(pc.equal(ok.column("split"), s)).as_py() or 0) for s in SPLITS}
+    atoms = {s: int(pc.sum(ok.filter(pc.equal(ok.column("split"), s)).column("n_atoms")).as_py() or 0) for s in SPLITS}
+    reasons_count: dict[str, int] = {}
+    for r in quarantine.column("reason").to_pylist():
+        k = r.split(":")[0]
+        reasons_count[k] = reasons_count.get(k, 0) + 1
+    shard_files = sorted((out / "shards").glob("*.tar"))
+    card = {
+        "format_version": FORMAT_VERSION,
+        "name": out.name,
+        "units": UNITS,
+        "counts": counts,
+        "atoms": atoms,
+        "quarantined": int(quarantine.num_rows),
+        "quarantine_reasons": reasons_count,
+        "shards": {s: sorted(f.name for f in shard_files if f.name.startswith(s + "-")) for s in SPLITS},
+        "cutoff": cfg.cutoff,
+        "statistics_from": "train split, after dedup and quarantine",
+        **stats,
+        "sources": cfg.sources,
+        "build_config": asdict(cfg),
+        "content_hash": _content_hash(shard_files),
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True))
+    return {"out": str(out), "counts": counts, "quarantined": int(quarantine.num_rows), "reasons": reasons_count}
+
+
+def _content_hash(files) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,69 @@
+"""mlearn JSON (Zuo et al. 2020): a list of {structure (pymatgen dict), outputs{energy, forces, virial_stress}, group}."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import json
+import numpy as np
+
+from data_prep.structure import Structure
+
+KBAR_TO_EV_A3 = 1.0 / 1602.1766208  # 1 eV/Å^3 = 160.2 GPa = 1602.18 kbar
+
+
+class MLearnSource:
+    name = "mlearn"
+
+    def __init__(self, path: str, name: str | None = None, chunk: int = 64, stress: bool = True):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"mlearn file not found: {self.path}")
+        self.name = name or f"mlearn_{self.path.parent.name}_{self.path.stem}"
+        self.chunk = chunk
+        self.stress = stress
+        with open(self.path) as f:
+            self._n = len(json.load(f))
+
+    def tasks(self) -> list[tuple[int, int]]:
+        return [(a, min(a + self.chunk, self._n)) for a in range(0, self._n, self.chunk)]
+
+    def read(self, task) -> Iterator[Structure]:
+        a, b = task
+        with open(self.path) as f:
+            entries = json.load(f)[a:b]
+        for i, e in enumerate(entries, start=a):
+            s = e["structure"]
+            cell = np.asarray(s["lattice"]["matrix"], dtype=np.float64)
+            from ase.data import atomic_numbers
+
+            numbers = np.array([atomic_numbers[site["species"][0]["element"]] for site in s["sites"]], dtype=np.int64)
+            pos = np.asarray([site["xyz"] for site in s["sites"]], dtype=np.float64)
+            out = e["outputs"]
+            stress = None
+            if self.stress and out.get("virial_stress") is not None:
+                # VASP prints XX YY ZZ XY YZ ZX in kbar with pressure positive in compression;
+                # ASE's stress is the negative of that, in eV/Å^3.
+                xx, yy, zz, xy, yz, zx = (float(v) for v in out["virial_stress"])
+                sig = np.array([[xx, xy, zx], [xy, yy, yz], [zx, yz, zz]])
+                stress = -sig * KBAR_TO_EV_A3
+            yield Structure(
+                numbers=numbers,
+                positions=pos,
+                cell=cell,
+                pbc=np.ones(3, dtype=bool),
+                energy=float(out["energy"]),
+                forces=np.asarray(out["forces"], dtype=np.float64),
+                stress=stress,
+                source=self.name,
+                # AIMD snapshots of one run share a description prefix; keep each (group, run) together
+                group=f"{e.get('group', '')}:{_run_id(e.get('description', ''))}",
+                info={"group": e.get("group", ""), "tag": e.get("tag", ""), "index": i},
+            )
+
+
+def _run_id(description: str) -> str:
+    # "Snapshot 1 of 32 of Vacancy AIMD NVT simulation at 300 K" -> "Vacancy AIMD NVT simulation at 300 K"
+    if " of " in description and description.startswith("Snapshot"):
+        return description.split(" of ", 2)[-1]
+    return description

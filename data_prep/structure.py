@@ -1,0 +1,81 @@
+"""The one in-memory record every source yields and every shard stores."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+
+@dataclass
+class Structure:
+    """A labelled structure. Units: eV, Å, eV/Å; stress eV/Å^3 (3x3, ASE sign convention)."""
+
+    numbers: np.ndarray  # (n,) int
+    positions: np.ndarray  # (n, 3) Å
+    cell: np.ndarray  # (3, 3) Å
+    pbc: np.ndarray  # (3,) bool
+    energy: float  # total, eV
+    forces: np.ndarray | None = None  # (n, 3) eV/Å
+    stress: np.ndarray | None = None  # (3, 3) eV/Å^3
+    source: str = ""
+    group: str = ""  # trajectory / family; splits never cut a group
+    atom_fields: dict[str, np.ndarray] = field(default_factory=dict)  # extra per-atom arrays (r, forces_k1, ...)
+    info: dict = field(default_factory=dict)  # small JSON-able metadata
+
+    @property
+    def n_atoms(self) -> int:
+        return int(len(self.numbers))
+
+    def to_atoms(self) -> Atoms:
+        return Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+
+    @classmethod
+    def from_atoms(cls, atoms: Atoms, energy: float, forces=None, stress=None, **kw) -> "Structure":
+        if stress is not None:
+            stress = np.asarray(stress, dtype=np.float64)
+            if stress.shape == (6,):  # ASE Voigt xx yy zz yz xz xy
+                xx, yy, zz, yz, xz, xy = stress
+                stress = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+        return cls(
+            numbers=np.asarray(atoms.numbers, dtype=np.int64),
+            positions=np.asarray(atoms.positions, dtype=np.float64),
+            cell=np.asarray(atoms.cell.array, dtype=np.float64),
+            pbc=np.asarray(atoms.pbc, dtype=bool),
+            energy=float(energy),
+            forces=None if forces is None else np.asarray(forces, dtype=np.float64),
+            stress=stress,
+            **kw,
+        )
+
+    def formula(self) -> str:
+        return self.to_atoms().get_chemical_formula(mode="hill")
+
+    def structure_hash(self, decimals: int = 3) -> str:
+        """Composition + positions rounded in fractional coordinates of the cell (wrapped), order-free.
+
+        Equal structures written with atoms permuted or shifted by a lattice vector hash alike.
+        """
+        h = hashlib.blake2b(digest_size=12)
+        if self.pbc.any() and abs(np.linalg.det(self.cell)) > 1e-8:
+            frac = np.linalg.solve(self.cell.T, self.positions.T).T
+            frac = np.where(self.pbc, frac % 1.0, frac)
+            coords = np.round(frac, decimals) % np.where(self.pbc, 1.0, np.inf)
+            h.update(np.round(self.cell, decimals).tobytes())
+        else:
+            coords = np.round(self.positions - self.positions.mean(0), decimals)
+        coords = coords + 0.0  # -0.0 -> 0.0
+        rows = np.concatenate([self.numbers[:, None].astype(np.float64), coords], axis=1)
+        rows = rows[np.lexsort(rows.T[::-1])]
+        h.update(np.ascontiguousarray(rows).tobytes())
+        return h.hexdigest()
+
+    def key(self) -> str:
+        """Stable unique sample key `{source}-{content hash}`; no dots (webdataset splits keys on them)."""
+        h = hashlib.blake2b(digest_size=10)
+        for a in (self.numbers, self.positions, self.cell):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update(np.float64(self.energy).tobytes())
+        src = "".join(c if c.isalnum() or c in "_" else "_" for c in self.source)
+        return f"{src}-{h.hexdigest()}"

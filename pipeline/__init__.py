@@ -1,0 +1,1 @@
+"""Everything after the shards: loading, models, training, evaluation, export, sweeps, CLI."""

@@ -1,0 +1,158 @@
+"""`atomforge <stage> [hydra overrides]`. Bad input ends in one line naming the problem, exit code 2."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+USAGE = """usage: atomforge <stage> [group=entry] [key=value ...]
+
+stages:
+  data     build a dataset into shards          atomforge data build data=mlearn_si
+  train    train with DeepSpeed                 atomforge train model=esen_xs data=emt_demo deepspeed=zero2 world_size=2
+  eval     score a model on a dataset split     atomforge eval data=emt_demo eval.model=runs/esen_xs-emt_demo/hub
+  export   DeepSpeed checkpoint -> hub folder   atomforge export run=runs/esen_xs-emt_demo out=hub/my-model
+  models   print the size ladder                atomforge models
+  demo     the whole chain on the embedded EMT default, 2 ranks
+  sweep    scaling-law sweeps (plan, launch, collect, fit)
+
+Set ATOMFORGE_DEBUG=1 for full tracebacks."""
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema")}  # bare keys of a stage -> <stage>.<key>
+
+
+class UsageError(Exception):
+    pass
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hcompose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return hcompose(config_name="config", overrides=overrides)
+
+
+def _plain(cfg) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def train_config(cfg: dict):
+    from pipeline.train.config import TrainConfig
+
+    root = Path(cfg["data"]["root"])
+    _require_dataset(root, cfg["data"]["name"])
+    return TrainConfig.from_dict({"run_dir": cfg["run_dir"], "data_root": str(root), "model": cfg["model"],
+                                  "deepspeed": cfg["deepspeed"], "world_size": cfg["world_size"], "seed": cfg["seed"], **cfg["train"]})
+
+
+def _require_dataset(root: Path, name: str):
+    if not root.is_dir():
+        raise UsageError(f"no built dataset at {root}: run `atomforge data build data={name}` first")
+    if not (root / "manifest.parquet").is_file() or not list((root / "shards").glob("*.tar")):
+        raise UsageError(f"{root} has no shards or manifest: it is not a finished build (rerun `atomforge data build data={name}`)")
+
+
+def stage_data(cfg: dict, args: list[str]) -> None:
+    from data_prep.build import BuildConfig, build
+
+    if args and args[0] != "build":
+        raise UsageError(f"unknown data action {args[0]!r}; expected `atomforge data build`")
+    b = cfg["data"]["build"]
+    summary = build(BuildConfig(out=cfg["data"]["root"], seed=cfg["seed"], **b))
+    print(json.dumps(summary, indent=1))
+    print(f"dataset: {cfg['data']['root']} (shards/, manifest.parquet, card.json, quarantine.parquet)")
+
+
+def stage_train(cfg: dict, args: list[str]) -> None:
+    from pipeline.train.launch import launch
+
+    tc = train_config(cfg)
+    rc = launch(tc)
+    if rc != 0:
+        raise UsageError(f"training failed (exit code {rc}); see the rank logs above and {tc.run_dir}")
+    print(f"run: {tc.run_dir} (checkpoints/, metrics.jsonl, wandb/)")
+
+
+def stage_export(cfg: dict, args: list[str]) -> None:
+    from pipeline.export.hub import export
+
+    e = cfg["export"]
+    if not Path(e["run"]).is_dir():
+        raise UsageError(f"run directory not found: {e['run']}")
+    out = export(e["run"], e["out"], checkpoint=str(e["checkpoint"]), ema=bool(e["ema"]))
+    print(f"exported: {out} (config.json, model.safetensors, README.md)")
+
+
+def stage_eval(cfg: dict, args: list[str]) -> None:
+    from pipeline.evaluate.run import evaluate
+
+    ev = cfg["eval"]
+    _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])
+    if not Path(ev["model"]).exists():
+        raise UsageError(f"model not found: {ev['model']} (an exported folder or a run directory)")
+    rep = evaluate(ev["model"], cfg["data"]["root"], ev["split"], ev["out"], ev["device"])
+    print(json.dumps(rep["all"], indent=1))
+    print(f"report: {ev['out']}/report.md, report.json")
+
+
+def stage_models(cfg: dict, args: list[str]) -> None:
+    from pipeline.models.describe import print_ladder
+
+    print_ladder()
+
+
+def stage_demo(cfg: dict, args: list[str]) -> None:
+    from pipeline.demo import run_demo
+
+    run_demo(cfg)
+
+
+def stage_sweep(cfg: dict, args: list[str]) -> None:
+    from pipeline.sweep.cli import main as sweep_main
+
+    sweep_main(cfg, args)
+
+
+STAGES = {"data": stage_data, "train": stage_train, "eval": stage_eval, "export": stage_export,
+          "models": stage_models, "demo": stage_demo, "sweep": stage_sweep}
+DEMO_DEFAULTS = ["train=demo", "deepspeed=zero2", "world_size=2"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    stage, rest = argv[0], argv[1:]
+    if stage not in STAGES:
+        print(f"atomforge: error: unknown stage {stage!r}; expected one of {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    args = [a for a in rest if "=" not in a]
+    overrides = [a for a in rest if "=" in a]
+    overrides = [f"{stage}.{o}" if o.split("=", 1)[0] in STAGE_KEYS.get(stage, ()) else o for o in overrides]
+    if stage == "demo":
+        given = {o.split("=", 1)[0] for o in overrides}
+        overrides = [d for d in DEMO_DEFAULTS if d.split("=", 1)[0] not in given] + overrides
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = _plain(compose(overrides))
+        STAGES[stage](cfg, args)
+        return 0
+    except KeyboardInterrupt:
+        print("atomforge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI's contract: one line, not a traceback wall
+        if os.environ.get("ATOMFORGE_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"atomforge: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

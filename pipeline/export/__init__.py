@@ -1,0 +1,5 @@
+"""Hub-format export and loading: config.json + model.safetensors + README.md card."""
+from pipeline.export.hub import FORMAT_VERSION, export, from_pretrained, load
+from pipeline.export.calculator import calculator
+
+__all__ = ["FORMAT_VERSION", "export", "from_pretrained", "load", "calculator"]

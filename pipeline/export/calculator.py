@@ -1,0 +1,70 @@
+"""ASE calculator over an exported folder (or a Potential), and batched prediction for many structures."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from data_prep.structure import Structure
+from pipeline.data.convert import structures_to_batch
+
+
+def _check_elements(model, numbers):
+    allowed = set(model.elements)
+    bad = sorted(set(int(z) for z in numbers) - allowed)
+    if bad:
+        from ase.data import chemical_symbols
+
+        raise ValueError(f"elements {[chemical_symbols[z] for z in bad]} are outside this model's list "
+                         f"{[chemical_symbols[z] for z in sorted(allowed)]}")
+
+
+def predict(model, atoms_list, device: str = "cpu") -> list[dict]:
+    """Energy, forces (and stress) for many structures in one batch."""
+    structs = []
+    for a in atoms_list:
+        _check_elements(model, a.numbers)
+        structs.append(Structure.from_atoms(a, energy=0.0))
+    batch = structures_to_batch(structs).to(device)
+    grad = model.cfg.force_mode == "conservative"
+    with torch.set_grad_enabled(grad):
+        out = model(batch)
+    counts = batch["natoms"].tolist()
+    forces = torch.split(out["forces"].detach().cpu(), counts)
+    res = []
+    for i, a in enumerate(atoms_list):
+        r = {"energy": float(out["energy"][i]), "forces": forces[i].double().numpy()}
+        if "stress" in out:
+            r["stress"] = out["stress"][i].detach().cpu().double().numpy()
+        res.append(r)
+    return res
+
+
+class AtomforgeCalculator(Calculator):
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, model, device: str = "cpu", **kw):
+        super().__init__(**kw)
+        self.model = model.to(device).eval()
+        self.device = device
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if "stress" in properties and "stress" not in self._outputs():
+            raise NotImplementedError("this model was trained without a stress head")
+        r = predict(self.model, [self.atoms], self.device)[0]
+        self.results = {"energy": r["energy"], "free_energy": r["energy"], "forces": r["forces"]}
+        if "stress" in r:
+            s = r["stress"]
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+    def _outputs(self):
+        return {"stress"} if self.model.cfg.stress else set()
+
+
+def calculator(path_or_model, device: str = "cpu") -> AtomforgeCalculator:
+    if isinstance(path_or_model, torch.nn.Module):
+        return AtomforgeCalculator(path_or_model, device)
+    from pipeline.export.hub import load
+
+    return AtomforgeCalculator(load(path_or_model, device), device)

@@ -1,0 +1,25 @@
+"""Model config: a ladder size plus head choices; `build(card)` makes the Potential."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    name: str = "esen_xs"
+    force_mode: str = "direct"  # "direct" (a force head) or "conservative" (forces = -dE/dx via autograd)
+    stress: bool = False
+    activation_checkpointing: bool = False
+    backbone: dict = field(default_factory=dict)  # overrides of the ladder entry
+
+    def __post_init__(self):
+        if self.force_mode not in ("direct", "conservative"):
+            raise ValueError(f"force_mode must be 'direct' or 'conservative', got {self.force_mode!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def build(self, element_references: dict | None = None, energy_scale: float = 1.0):
+        from pipeline.models.potential import Potential
+
+        return Potential(self, element_references or {}, energy_scale)

@@ -1,0 +1,3 @@
+from pipeline.train.config import TrainConfig
+
+__all__ = ["TrainConfig"]

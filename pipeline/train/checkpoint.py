@@ -1,0 +1,99 @@
+"""Checkpoints in DeepSpeed's own format, made atomic by writing to a temporary tag and renaming.
+
+checkpoints/step_00000060/ holds DeepSpeed's files, `ema.pt` (full EMA weights), `ema_rank{r}.pt`,
+`rng_rank{r}.pt`, `trainer_state.json` and, written last, `COMPLETE`. Resume picks the newest folder
+with COMPLETE that loads; a broken newest one is skipped with a warning.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+MARKER = "COMPLETE"
+
+
+def tag_for(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / MARKER).is_file())
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict):
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save(engine, root: Path, step: int, trainer_state: dict, ema, config: dict, keep_last: int):
+    rank = dist.get_rank()
+    tag = tag_for(step)
+    tmp_tag = f"tmp-{tag}"
+    if rank == 0 and (root / tmp_tag).exists():
+        shutil.rmtree(root / tmp_tag)
+    dist.barrier()
+    engine.save_checkpoint(str(root), tag=tmp_tag, client_state={"trainer": trainer_state}, save_latest=False)
+    d = root / tmp_tag
+    torch.save(rng_state(), d / f"rng_rank{rank}.pt")
+    torch.save(ema.state_dict(), d / f"ema_rank{rank}.pt")
+    full = ema.full_state_dict()  # collective
+    if rank == 0:
+        torch.save(full, d / "ema.pt")
+        (d / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1))
+        (d / "config.json").write_text(json.dumps(config, indent=1))
+    dist.barrier()
+    if rank == 0:
+        final = root / tag
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(d, final)
+        (final / MARKER).write_text(json.dumps({"step": step}))
+        _fsync_dir(root)
+        for old in complete_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+
+
+def _fsync_dir(path: Path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def load_newest(engine, root: Path, ema, explicit: str | None = None) -> dict | None:
+    """Load the newest loadable complete checkpoint; returns its trainer state or None."""
+    rank = dist.get_rank()
+    candidates = [Path(explicit)] if explicit else list(reversed(complete_checkpoints(root)))
+    for ck in candidates:
+        try:
+            path, client = engine.load_checkpoint(str(ck.parent), tag=ck.name, load_module_strict=True)
+            if path is None:
+                raise RuntimeError("DeepSpeed found nothing to load")
+            ema.load_state_dict(torch.load(ck / f"ema_rank{rank}.pt", weights_only=False))
+            set_rng_state(torch.load(ck / f"rng_rank{rank}.pt", weights_only=False))
+            log.info("resumed from %s", ck)
+            return client["trainer"]
+        except Exception as e:  # noqa: BLE001 - any broken file means: try the previous one
+            if explicit:
+                raise RuntimeError(f"cannot resume from {ck}: {e}") from e
+            log.warning("skipping unreadable checkpoint %s: %s", ck, e)
+    return None

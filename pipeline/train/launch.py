@@ -1,0 +1,36 @@
+"""Start training: in this process for one rank, under torchrun for several (gloo on CPU, NCCL on GPU)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.train.config import TrainConfig
+
+
+def launch(tc: TrainConfig) -> int:
+    run_dir = Path(tc.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "train_config.json"
+    cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
+    if "RANK" in os.environ or tc.world_size == 1:  # already a rank (srun/torchrun), or a single process
+        from pipeline.train.worker import run
+
+        run(tc)
+        return 0
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // tc.world_size)))
+    if not _has_cuda():
+        env.setdefault("DS_ACCELERATOR", "cpu")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(tc.world_size),
+           "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0", "--max_restarts", "0",
+           "-m", "pipeline.train.worker", str(cfg_path)]
+    return subprocess.call(cmd, env=env)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

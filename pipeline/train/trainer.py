@@ -1,0 +1,260 @@
+"""The training loop around a DeepSpeed engine. One process per rank; `launch.py` starts them."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from pipeline.data.loader import LoaderConfig, make_loader
+from pipeline.train import checkpoint as ckpt
+from pipeline.train.config import TrainConfig
+from pipeline.train.ema import EMA
+from pipeline.train.logger import MetricsLogger
+from pipeline.train.losses import loss_terms
+
+log = logging.getLogger(__name__)
+
+
+def device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def deepspeed_json(tc: TrainConfig) -> dict:
+    ds = tc.deepspeed
+    on_gpu = torch.cuda.is_available()
+    zero: dict = {"stage": ds.stage}
+    if ds.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu"}
+    if ds.offload_param:
+        zero["offload_param"] = {"device": "cpu"}
+    cfg = {
+        "train_micro_batch_size_per_gpu": 1,  # one packed batch (max_atoms) per micro-step
+        "gradient_accumulation_steps": tc.grad_accum,
+        "gradient_clipping": tc.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": ds.bf16},
+        "optimizer": {"type": "AdamW", "params": {"lr": tc.lr, "weight_decay": tc.weight_decay, "torch_adam": not on_gpu}},
+        "scheduler": {"type": "WarmupCosineLR", "params": {"total_num_steps": max(tc.steps, tc.warmup_steps + 1),
+                                                            "warmup_num_steps": tc.warmup_steps, "warmup_type": "linear",
+                                                            "warmup_min_ratio": 0.0, "cos_min_ratio": tc.min_lr_ratio}},
+        "steps_per_print": 1 << 30,
+        "wall_clock_breakdown": False,
+    }
+    cfg.update(ds.extra)
+    return cfg
+
+
+def init_distributed(tc: TrainConfig):
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+
+    for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
+        os.environ.setdefault(k, v)
+    if "MASTER_PORT" not in os.environ:
+        os.environ["MASTER_PORT"] = str(_free_port())
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(seconds=tc.dist_timeout_s))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(device())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed_all(seed: int):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class BatchStream:
+    """Endless stream of planned batches over epochs; its position is part of the checkpoint."""
+
+    def __init__(self, cfg: LoaderConfig, rank: int, world: int, epoch: int = 0, position: int = 0):
+        self.cfg, self.rank, self.world = cfg, rank, world
+        self.epoch, self.position = epoch, position
+        self._it = None
+
+    def _open(self):
+        self._loader = make_loader(self.cfg, self.rank, self.world, self.epoch, self.position)
+        self.epoch_len = len(self._loader.dataset.plan)
+        self._it = iter(self._loader)
+
+    def __next__(self):
+        if self._it is None:
+            self._open()
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self.epoch, self.position = self.epoch + 1, 0
+            self._open()
+            batch = next(self._it)
+        self.position += 1
+        return batch
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+
+class Trainer:
+    def __init__(self, tc: TrainConfig):
+        self.tc = tc
+        self.run_dir = Path(tc.run_dir)
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.dev = device()
+        card_path = Path(tc.data_root) / "card.json"
+        if not card_path.is_file():
+            raise FileNotFoundError(f"no card.json in {tc.data_root}: build the dataset first (atomforge data build)")
+        self.card = json.loads(card_path.read_text())
+        seed_all(tc.seed)
+        self.model = self._build_model()
+        self.scale = self.model.energy_scale
+        import deepspeed
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc))
+        self.ema = EMA(self.engine.module, tc.ema_decay)
+        self.ckpt_root = self.run_dir / "checkpoints"
+        self.step = 0
+        lcfg = LoaderConfig(root=tc.data_root, split="train", max_atoms=tc.max_atoms, seed=tc.seed,
+                            num_workers=tc.num_workers, window=tc.window)
+        state = None if tc.resume == "none" else ckpt.load_newest(self.engine, self.ckpt_root, self.ema,
+                                                                   None if tc.resume == "auto" else tc.resume)
+        loader_state = {"epoch": 0, "position": 0}
+        if state is not None:
+            self.step = state["step"]
+            loader_state = state["loader"]
+        self.stream = BatchStream(lcfg, self.rank, self.world, **loader_state)
+
+    def _build_model(self):
+        tc = self.tc
+        refs = self.card["element_references"]
+        scale = self.card.get("force_rms") or 1.0
+        model = tc.model.build(refs, scale)
+        if tc.init_from:
+            from pipeline.export.hub import load_weights_into
+
+            load_weights_into(model, tc.init_from)
+        return model.to(self.dev)
+
+    def batch_to(self, batch):
+        return batch.to(self.dev)
+
+    def train_step(self) -> dict:
+        """One optimizer step: grad_accum micro-batches."""
+        totals: dict[str, float] = {}
+        atoms = 0
+        for _ in range(self.tc.grad_accum):
+            batch = self.batch_to(next(self.stream))
+            pred = self.engine(batch)
+            terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale)
+            loss = self.tc.energy_coef * terms["energy"] + self.tc.force_coef * terms["forces"] + self.tc.stress_coef * terms.get("stress", 0.0)
+            self.engine.backward(loss)
+            self.engine.step()
+            for k, v in terms.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.tc.grad_accum
+            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) / self.tc.grad_accum
+            atoms += int(batch["natoms"].sum())
+        self.ema.update()
+        self.step += 1
+        gn = self.engine.get_global_grad_norm()
+        totals["grad_norm"] = float(gn) if gn is not None else float("nan")
+        totals["atoms"] = atoms
+        return totals
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        try:
+            loader = make_loader(LoaderConfig(root=self.tc.data_root, split=self.tc.val_split, max_atoms=self.tc.max_atoms,
+                                              shuffle=False, seed=self.tc.seed), self.rank, self.world)
+        except (FileNotFoundError, ValueError):
+            return {}
+        self.engine.eval()
+        sums = torch.zeros(4, dtype=torch.float64)  # |dE|/atom sum, structures, |dF| component sum, components
+        for batch in loader:
+            batch = self.batch_to(batch)
+            pred = self.engine(batch)
+            e = ((pred["energy"] - batch["energy"].double()) / batch["natoms"]).abs()
+            f = (pred["forces"] - batch["forces"]).abs()
+            ok = torch.isfinite(f)
+            sums += torch.tensor([e.sum().item(), len(e), f[ok].sum().item(), ok.sum().item()], dtype=torch.float64)
+        self.engine.train()
+        dist.all_reduce(sums)
+        return {"val_energy_mae_per_atom": sums[0].item() / max(sums[1].item(), 1),
+                "val_force_mae": sums[2].item() / max(sums[3].item(), 1)}
+
+    def save(self):
+        state = {"step": self.step, "loader": self.stream.state()}
+        ckpt.save(self.engine, self.ckpt_root, self.step, state, self.ema, self.config_record(), self.tc.keep_last)
+
+    def config_record(self) -> dict:
+        return {"train": self.tc.to_dict(), "card": {k: self.card.get(k) for k in ("name", "content_hash", "element_references",
+                "force_rms", "avg_num_neighbors", "elements", "counts", "units", "cutoff")}, "world_size": self.world}
+
+    def memory_mb(self) -> float:
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 2**20
+        return psutil.Process().memory_info().rss / 2**20
+
+    def fit(self) -> dict:
+        tc = self.tc
+        logger = MetricsLogger(self.run_dir, tc.to_dict(), tc.wandb, tc.wandb_project, self.step) if self.rank == 0 else None
+        bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0 or not tc.progress)
+        last = {}
+        stop_at = tc.stop_after if tc.stop_after else tc.steps
+        while self.step < min(tc.steps, stop_at):
+            t0 = time.perf_counter()
+            m = self.train_step()
+            dt = time.perf_counter() - t0
+            atoms = torch.tensor([m.pop("atoms")], dtype=torch.float64)
+            dist.all_reduce(atoms)
+            row = {"step": self.step, **m, "lr": self.sched.get_last_lr()[0] if self.sched else tc.lr,
+                   "atoms_per_s": atoms.item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
+                   "epoch": self.stream.epoch, "rank_steps": self.step}
+            if tc.eval_every and self.step % tc.eval_every == 0:
+                row.update(self.validate())
+            if logger and (self.step % tc.log_every == 0 or self.step == tc.steps):
+                logger.log(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", atoms_s=f"{row['atoms_per_s']:.0f}")
+            bar.update()
+            if tc.ckpt_every and self.step % tc.ckpt_every == 0:
+                self.save()
+            last = row
+        bar.close()
+        if self.step >= tc.steps:
+            final = self.validate()
+            last.update(final)
+            if logger:
+                logger.log({"step": self.step, **final, "final": True})
+        if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
+            self.save()
+        if logger:
+            logger.close()
+        steps_done = torch.tensor([self.step], dtype=torch.long)
+        gathered = [torch.zeros_like(steps_done) for _ in range(self.world)]
+        dist.all_gather(gathered, steps_done)
+        if self.rank == 0:
+            (self.run_dir / "ranks.json").write_text(json.dumps({"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}))
+        return last
+
+    def close(self):
+        self.engine.destroy()

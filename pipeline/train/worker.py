@@ -1,0 +1,37 @@
+"""One rank's process: `python -m pipeline.train.worker <run_dir>/train_config.json` (started by torchrun or srun)."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import torch.distributed as dist
+
+from pipeline.train.config import TrainConfig
+
+
+def run(tc: TrainConfig) -> dict:
+    from pipeline.train.trainer import Trainer, init_distributed
+
+    init_distributed(tc)
+    trainer = None
+    try:
+        trainer = Trainer(tc)
+        return trainer.fit()
+    finally:
+        if trainer is not None:
+            trainer.close()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with open(argv[0]) as f:
+        tc = TrainConfig.from_dict(json.load(f))
+    run(tc)
+
+
+if __name__ == "__main__":
+    main()
