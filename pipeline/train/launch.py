@@ -1,4 +1,4 @@
-"""Start training: in this process for one rank, under torchrun for several (gloo on CPU, NCCL on GPU)."""
+"""Start training under torchrun (gloo on CPU, NCCL on GPU); inside a torchrun rank, run in this process."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ def launch(tc: TrainConfig) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "train_config.json"
     cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
-    if "RANK" in os.environ or tc.world_size == 1:  # already a rank (srun/torchrun), or a single process
+    if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:  # already a rank under torchrun
         from pipeline.train.worker import run
 
         run(tc)
