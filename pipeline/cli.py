@@ -13,6 +13,7 @@ stages:
   data     build a dataset into shards          atomforge data build data=mlearn_si
   train    train with DeepSpeed                 atomforge train model=esen_xs data=emt_demo deepspeed=zero2 world_size=2
   eval     score a model on a dataset split     atomforge eval data=emt_demo eval.model=runs/esen_xs-emt_demo/hub
+           rank a run's checkpoints (RE metric)  atomforge eval select data=silicon_re run=runs/esen_xs-silicon_re
   export   DeepSpeed checkpoint -> hub folder   atomforge export run=runs/esen_xs-emt_demo out=hub/my-model
   models   print the size ladder                atomforge models
   demo     the whole chain on the embedded EMT default, 2 ranks
@@ -21,7 +22,7 @@ stages:
 Set ATOMFORGE_DEBUG=1 for full tracebacks."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema")}  # bare keys of a stage -> <stage>.<key>
+STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema"), "eval": ("run", "split", "out")}  # bare keys of a stage -> <stage>.<key>
 
 
 class UsageError(Exception):
@@ -89,14 +90,28 @@ def stage_export(cfg: dict, args: list[str]) -> None:
 
 
 def stage_eval(cfg: dict, args: list[str]) -> None:
-    from pipeline.evaluate.run import evaluate
-
     ev = cfg["eval"]
     _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])
+    if args and args[0] == "select":
+        from pipeline.evaluate.select import select_checkpoints
+
+        if not Path(ev["run"]).is_dir():
+            raise UsageError(f"run directory not found: {ev['run']}")
+        res = select_checkpoints(ev["run"], cfg["data"]["root"], ev["select_split"], float(ev["re_weight"]), ev["device"])
+        print((Path(ev["run"]) / "selection.md").read_text())
+        print(f"best: {res['best']} -> {ev['run']}/best_checkpoint.json (export checkpoint=best)")
+        return
+    if args:
+        raise UsageError(f"unknown eval action {args[0]!r}; expected `atomforge eval` or `atomforge eval select`")
+    from pipeline.evaluate.run import evaluate
+
     if not Path(ev["model"]).exists():
         raise UsageError(f"model not found: {ev['model']} (an exported folder or a run directory)")
-    rep = evaluate(ev["model"], cfg["data"]["root"], ev["split"], ev["out"], ev["device"])
-    print(json.dumps(rep["all"], indent=1))
+    rep = evaluate(ev["model"], cfg["data"]["root"], ev["split"], ev["out"], ev["device"], properties=ev["properties"],
+                   make_plots=bool(ev["plots"]))
+    print(json.dumps({"all": rep["all"], "rare_events": rep["rare_events"]}, indent=1))
+    if "dft_noise_floor" in rep:
+        print("DFT noise floor (" + rep["dft_noise_floor"]["coarse"] + " vs reference): " + json.dumps(rep["dft_noise_floor"]))
     print(f"report: {ev['out']}/report.md, report.json")
 
 

@@ -1,0 +1,72 @@
+"""`atomforge eval select run=<dir>`: rank a run's checkpoints by a validation score that includes the RE
+force error, beside the all-atom force RMSE, and record the winner in <run>/best_checkpoint.json
+(read by `export checkpoint=best`)."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from pipeline.evaluate.rare_events import rare_event_metrics
+from pipeline.evaluate.standard import predict_structures, read_split, standard_metrics
+
+
+def selection_score(force_rmse: float, re_force_rms: float | None, re_weight: float = 1.0) -> float:
+    """force_rmse + re_weight * re_force_rms; without RE atoms in the split it falls back to force_rmse."""
+    return force_rmse + (re_weight * re_force_rms if re_force_rms is not None else 0.0)
+
+
+def score_model(model, structures, device: str = "cpu", re_weight: float = 1.0) -> dict:
+    pairs = list(predict_structures(model, structures, device=device))
+    std = standard_metrics(pairs)["all"]
+    re, _ = rare_event_metrics(pairs)
+    row = {"force_rmse": std["force_rmse"], "force_mae": std["force_mae"], "energy_mae_per_atom": std["energy_mae_per_atom"],
+           "re_force_rms": re.get("re_force_rms"), "re_force_mae": re.get("re_force_mae"), "n_re_atoms": re["n_re_atoms"]}
+    row["selection_score"] = selection_score(row["force_rmse"], row["re_force_rms"], re_weight)
+    return row
+
+
+def select_checkpoints(run_dir: str, data_root: str, split: str = "val", re_weight: float = 1.0, device: str = "cpu",
+                       ema: bool = True, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from pipeline.export.hub import export, load
+    from pipeline.train.checkpoint import complete_checkpoints
+
+    run = Path(run_dir)
+    cks = complete_checkpoints(run / "checkpoints")
+    if not cks:
+        raise FileNotFoundError(f"no complete checkpoint under {run / 'checkpoints'}")
+    structures = list(read_split(data_root, split))
+    if not structures:
+        raise ValueError(f"split {split!r} of {data_root} is empty: nothing to select on")
+    rows = {}
+    with tempfile.TemporaryDirectory(dir=run) as tmp:
+        for ck in tqdm(cks, desc="scoring checkpoints", disable=not progress):
+            model = load(export(str(run), str(Path(tmp) / ck.name), checkpoint=ck.name, ema=ema), device)
+            rows[ck.name] = score_model(model, structures, device, re_weight)
+    by_score = sorted(rows, key=lambda t: rows[t]["selection_score"])
+    by_avg = sorted(rows, key=lambda t: rows[t]["force_rmse"])
+    for t in rows:
+        rows[t]["rank_selection_score"] = by_score.index(t) + 1
+        rows[t]["rank_force_rmse"] = by_avg.index(t) + 1
+    result = {"run": str(run), "data": str(data_root), "split": split, "re_weight": re_weight, "best": by_score[0],
+              "best_by_force_rmse": by_avg[0], "rankings_agree": by_score == by_avg, "checkpoints": rows,
+              "definition": "selection_score = force_rmse + re_weight * re_force_rms (eV/Å, lower is better)"}
+    if all(r["n_re_atoms"] == 0 for r in rows.values()):
+        result["warning"] = f"split {split!r} has no rare-event atoms: selection_score equals force_rmse"
+    (run / "selection.json").write_text(json.dumps(result, indent=1))
+    (run / "selection.md").write_text(_markdown(result))
+    (run / "best_checkpoint.json").write_text(json.dumps({"tag": by_score[0], "metric": "selection_score",
+                                                          "value": rows[by_score[0]]["selection_score"], "split": split}, indent=1))
+    return result
+
+
+def _markdown(r: dict) -> str:
+    cols = ["selection_score", "rank_selection_score", "force_rmse", "rank_force_rmse", "re_force_rms", "re_force_mae", "n_re_atoms"]
+    fmt = lambda v: f"{v:.5g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [f"# Checkpoint selection for {r['run']}", "", r["definition"], "",
+             "| checkpoint | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    lines += [f"| {t} | " + " | ".join(fmt(row[c]) for c in cols) + " |" for t, row in r["checkpoints"].items()]
+    lines += ["", f"best by selection_score: {r['best']}; best by force_rmse: {r['best_by_force_rmse']}"]
+    return "\n".join(lines) + "\n"
