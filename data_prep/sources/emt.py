@@ -120,7 +120,7 @@ class EMTSource:
         temp = self.md_temperatures[int(rng.integers(len(self.md_temperatures)))]
         atoms.calc = EMT()
         MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
-        dyn = Langevin(atoms, 4 * units.fs, temperature_K=temp, friction=0.02, rng=rng)
+        dyn = Langevin(atoms, 4 * units.fs, temperature_K=temp, friction=0.02, rng=rng, fixcm=False)
         prev_site = _nearest_site(atoms, sites)
         for i in range(task.n):
             dyn.run(self.md_steps_between)
