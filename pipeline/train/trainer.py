@@ -21,7 +21,7 @@ from pipeline.train import checkpoint as ckpt
 from pipeline.train.config import TrainConfig
 from pipeline.train.ema import EMA
 from pipeline.train.logger import MetricsLogger
-from pipeline.train.losses import loss_terms
+from pipeline.train.losses import counts, loss_terms
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,11 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    sq = [p.grad.detach().float().pow(2).sum() for p in module.parameters() if p.grad is not None]
+    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
 
 
 def seed_all(seed: int):
@@ -160,25 +165,29 @@ class Trainer:
         return batch.to(self.dev)
 
     def train_step(self) -> dict:
-        """One optimizer step: grad_accum micro-batches."""
+        """One optimizer step over grad_accum micro-batches; the loss is normalised by the whole step's counts."""
+        tc = self.tc
+        batches = [self.batch_to(next(self.stream)) for _ in range(tc.grad_accum)]
+        step_counts = sum(counts(b) for b in batches)
         totals: dict[str, float] = {}
-        atoms = 0
-        for _ in range(self.tc.grad_accum):
-            batch = self.batch_to(next(self.stream))
+        grad_norm = None
+        for batch in batches:
             pred = self.engine(batch)
-            terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale)
-            loss = self.tc.energy_coef * terms["energy"] + self.tc.force_coef * terms["forces"] + self.tc.stress_coef * terms.get("stress", 0.0)
-            self.engine.backward(loss)
+            terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale, step_counts)
+            loss = tc.energy_coef * terms["energy"] + tc.force_coef * terms["forces"] + tc.stress_coef * terms.get("stress", 0.0)
+            self.engine.backward(loss, scale_wrt_gas=False)  # already a share of the step's mean
+            if self.engine.is_gradient_accumulation_boundary() and tc.deepspeed.stage == 0 and not tc.deepspeed.bf16:
+                grad_norm = _grad_norm(self.engine.module)  # DeepSpeed reports none without ZeRO
             self.engine.step()
             for k, v in terms.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.tc.grad_accum
-            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) / self.tc.grad_accum
-            atoms += int(batch["natoms"].sum())
+                totals[k] = totals.get(k, 0.0) + float(v.detach())
+            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
         self.ema.update()
         self.step += 1
-        gn = self.engine.get_global_grad_norm()
-        totals["grad_norm"] = float(gn) if gn is not None else float("nan")
-        totals["atoms"] = atoms
+        if grad_norm is None:
+            grad_norm = self.engine.get_global_grad_norm()
+        totals["grad_norm"] = float(grad_norm) if grad_norm is not None else float("nan")
+        totals["atoms"] = int(sum(int(b["natoms"].sum()) for b in batches))
         return totals
 
     @torch.no_grad()
