@@ -8,6 +8,7 @@ import os
 import random
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from pipeline.train.config import TrainConfig
 from pipeline.train.ema import EMA
 from pipeline.train.logger import MetricsLogger
 from pipeline.train.losses import counts, loss_terms
+from pipeline.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,6 @@ def deepspeed_json(tc: TrainConfig) -> dict:
         "zero_optimization": zero,
         "bf16": {"enabled": ds.bf16},
         "optimizer": {"type": "AdamW", "params": {"lr": tc.lr, "weight_decay": tc.weight_decay, "torch_adam": not on_gpu}},
-        "scheduler": {"type": "WarmupCosineLR", "params": {"total_num_steps": max(tc.steps, tc.warmup_steps + 1),
-                                                            "warmup_num_steps": tc.warmup_steps, "warmup_type": "linear",
-                                                            "warmup_min_ratio": 0.0, "cos_min_ratio": tc.min_lr_ratio}},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
     }
@@ -136,7 +135,9 @@ class Trainer:
         import deepspeed
 
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc))
+        sched = partial(warmup_cosine, total=tc.steps, warmup=tc.warmup_steps, min_ratio=tc.min_lr_ratio)
+        self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc),
+                                                             lr_scheduler=sched)
         self.ema = EMA(self.engine.module, tc.ema_decay)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.step = 0
@@ -231,12 +232,13 @@ class Trainer:
         last = {}
         stop_at = tc.stop_after if tc.stop_after else tc.steps
         while self.step < min(tc.steps, stop_at):
+            lr = self.sched.get_last_lr()[0]  # the rate this step uses
             t0 = time.perf_counter()
             m = self.train_step()
             dt = time.perf_counter() - t0
             atoms = torch.tensor([m.pop("atoms")], dtype=torch.float64)
             dist.all_reduce(atoms)
-            row = {"step": self.step, **m, "lr": self.sched.get_last_lr()[0] if self.sched else tc.lr,
+            row = {"step": self.step, **m, "lr": lr,
                    "atoms_per_s": atoms.item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
                    "epoch": self.stream.epoch, "rank_steps": self.step}
             if tc.eval_every and self.step % tc.eval_every == 0:
