@@ -17,6 +17,22 @@ class DeepSpeedConfig:
     def __post_init__(self):
         if self.stage not in (0, 1, 2, 3):
             raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, got {self.stage}")
+        if self.offload_param and self.stage != 3:
+            raise ValueError(f"offload_param needs ZeRO stage 3 (got stage {self.stage}); use deepspeed=zero3_offload "
+                             "or offload_optimizer alone")
+
+
+def check_supported(tc: "TrainConfig"):
+    """Refuse, before any process starts, the combinations that are known not to train.
+
+    Tested matrix (2 ranks, gloo): direct forces under ZeRO 0/1/2/3; conservative forces under ZeRO 0/1/2.
+    Conservative forces take a gradient inside forward (forces = -dE/dx); ZeRO-3's parameter hooks gather
+    and release parameters around each module's backward and break on that inner backward pass.
+    """
+    if tc.model.force_mode == "conservative" and tc.deepspeed.stage == 3:
+        raise ValueError("conservative forces are not supported under ZeRO-3 (its parameter hooks break on the gradient "
+                         "taken inside forward); use deepspeed=zero2 with model.force_mode=conservative, or "
+                         "model.force_mode=direct under ZeRO-3 and fine-tune conservatively under zero2")
 
 
 @dataclass
@@ -53,6 +69,11 @@ class TrainConfig:
     stop_after: int = 0  # >0: stop (as if preempted) after this step, checkpoint written
     dist_timeout_s: int = 600
     init_from: str = ""  # an exported model folder to start from (fine-tuning)
+
+    def __post_init__(self):
+        check_supported(self)
+        if self.grad_accum < 1:
+            raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -8,6 +8,7 @@ import os
 import random
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from pipeline.train import checkpoint as ckpt
 from pipeline.train.config import TrainConfig
 from pipeline.train.ema import EMA
 from pipeline.train.logger import MetricsLogger
-from pipeline.train.losses import loss_terms
+from pipeline.train.losses import counts, loss_terms
+from pipeline.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,6 @@ def deepspeed_json(tc: TrainConfig) -> dict:
         "zero_optimization": zero,
         "bf16": {"enabled": ds.bf16},
         "optimizer": {"type": "AdamW", "params": {"lr": tc.lr, "weight_decay": tc.weight_decay, "torch_adam": not on_gpu}},
-        "scheduler": {"type": "WarmupCosineLR", "params": {"total_num_steps": max(tc.steps, tc.warmup_steps + 1),
-                                                            "warmup_num_steps": tc.warmup_steps, "warmup_type": "linear",
-                                                            "warmup_min_ratio": 0.0, "cos_min_ratio": tc.min_lr_ratio}},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
     }
@@ -78,6 +77,11 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    sq = [p.grad.detach().float().pow(2).sum() for p in module.parameters() if p.grad is not None]
+    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
 
 
 def seed_all(seed: int):
@@ -131,7 +135,9 @@ class Trainer:
         import deepspeed
 
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc))
+        sched = partial(warmup_cosine, total=tc.steps, warmup=tc.warmup_steps, min_ratio=tc.min_lr_ratio)
+        self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc),
+                                                             lr_scheduler=sched)
         self.ema = EMA(self.engine.module, tc.ema_decay)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.step = 0
@@ -160,25 +166,29 @@ class Trainer:
         return batch.to(self.dev)
 
     def train_step(self) -> dict:
-        """One optimizer step: grad_accum micro-batches."""
+        """One optimizer step over grad_accum micro-batches; the loss is normalised by the whole step's counts."""
+        tc = self.tc
+        batches = [self.batch_to(next(self.stream)) for _ in range(tc.grad_accum)]
+        step_counts = sum(counts(b) for b in batches)
         totals: dict[str, float] = {}
-        atoms = 0
-        for _ in range(self.tc.grad_accum):
-            batch = self.batch_to(next(self.stream))
+        grad_norm = None
+        for batch in batches:
             pred = self.engine(batch)
-            terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale)
-            loss = self.tc.energy_coef * terms["energy"] + self.tc.force_coef * terms["forces"] + self.tc.stress_coef * terms.get("stress", 0.0)
-            self.engine.backward(loss)
+            terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale, step_counts)
+            loss = tc.energy_coef * terms["energy"] + tc.force_coef * terms["forces"] + tc.stress_coef * terms.get("stress", 0.0)
+            self.engine.backward(loss, scale_wrt_gas=False)  # already a share of the step's mean
+            if self.engine.is_gradient_accumulation_boundary() and tc.deepspeed.stage == 0 and not tc.deepspeed.bf16:
+                grad_norm = _grad_norm(self.engine.module)  # DeepSpeed reports none without ZeRO
             self.engine.step()
             for k, v in terms.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.tc.grad_accum
-            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) / self.tc.grad_accum
-            atoms += int(batch["natoms"].sum())
+                totals[k] = totals.get(k, 0.0) + float(v.detach())
+            totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
         self.ema.update()
         self.step += 1
-        gn = self.engine.get_global_grad_norm()
-        totals["grad_norm"] = float(gn) if gn is not None else float("nan")
-        totals["atoms"] = atoms
+        if grad_norm is None:
+            grad_norm = self.engine.get_global_grad_norm()
+        totals["grad_norm"] = float(grad_norm) if grad_norm is not None else float("nan")
+        totals["atoms"] = int(sum(int(b["natoms"].sum()) for b in batches))
         return totals
 
     @torch.no_grad()
@@ -222,12 +232,13 @@ class Trainer:
         last = {}
         stop_at = tc.stop_after if tc.stop_after else tc.steps
         while self.step < min(tc.steps, stop_at):
+            lr = self.sched.get_last_lr()[0]  # the rate this step uses
             t0 = time.perf_counter()
             m = self.train_step()
             dt = time.perf_counter() - t0
             atoms = torch.tensor([m.pop("atoms")], dtype=torch.float64)
             dist.all_reduce(atoms)
-            row = {"step": self.step, **m, "lr": self.sched.get_last_lr()[0] if self.sched else tc.lr,
+            row = {"step": self.step, **m, "lr": lr,
                    "atoms_per_s": atoms.item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
                    "epoch": self.stream.epoch, "rank_steps": self.step}
             if tc.eval_every and self.step % tc.eval_every == 0:
