@@ -47,7 +47,9 @@ def deepspeed_json(tc: TrainConfig) -> dict:
         "gradient_accumulation_steps": tc.grad_accum,
         "gradient_clipping": tc.grad_clip,
         "zero_optimization": zero,
-        "bf16": {"enabled": ds.bf16},
+        # bf16 as autocast over fp32 weights: fairchem's equivariant norms run in fp32 with autocast off and
+        # cannot take bf16 weights, and geometry (graph, edge vectors, force gradients) stays fp32.
+        "torch_autocast": {"enabled": ds.bf16, "dtype": "bfloat16"},
         "optimizer": {"type": "AdamW", "params": {"lr": tc.lr, "weight_decay": tc.weight_decay, "torch_adam": not on_gpu}},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from conftest import train
-from pipeline.train.config import TrainConfig
+from pipeline.train.config import DeepSpeedConfig, TrainConfig
 
 
 def rows(run_dir) -> list[dict]:
@@ -54,3 +54,27 @@ def test_conservative_forces_train(emt_dataset, tmp_path, stage):
     first, last = sum(x["loss"] for x in r[:3]), sum(x["loss"] for x in r[-3:])
     assert last < first, (first, last)
     assert json.loads((run / "ranks.json").read_text())["steps_per_rank"] == [8, 8]
+
+
+def _cpu_bf16() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _cpu_bf16(), reason="this CPU has no bf16 kernels")
+def test_bf16_direct_zero2_loss_falls(emt_dataset, tmp_path):
+    run = train(tmp_path / "bf16", emt_dataset, world_size=2, steps=16, max_atoms=64, warmup_steps=2, lr=3e-3,
+                deepspeed={"stage": 2, "bf16": True})
+    r = rows(run)
+    assert len(r) == 16 and all(math.isfinite(x["loss"]) for x in r)
+    first, last = sum(x["loss"] for x in r[:4]), sum(x["loss"] for x in r[-4:])
+    assert last < 0.8 * first, (first, last)
+
+
+def test_bf16_is_autocast_over_fp32_weights():
+    from pipeline.train.trainer import deepspeed_json
+
+    cfg = deepspeed_json(TrainConfig(run_dir="", data_root="", deepspeed=DeepSpeedConfig(stage=2, bf16=True)))
+    assert cfg["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"} and not cfg.get("bf16", {}).get("enabled")
