@@ -16,13 +16,14 @@ stages:
            rank a run's checkpoints (RE metric)  atomforge eval select data=silicon_re run=runs/esen_xs-silicon_re
   export   DeepSpeed checkpoint -> hub folder   atomforge export run=runs/esen_xs-emt_demo out=hub/my-model
   models   print the size ladder                atomforge models
+  plan     per-rank memory per ZeRO stage       atomforge plan model=esen_l world_size=16 train.max_atoms=512 gpu_gib=80
   demo     the whole chain on the embedded EMT default, 2 ranks
   sweep    scaling-law sweeps (plan, launch, collect, fit)
 
 Set ATOMFORGE_DEBUG=1 for full tracebacks."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema"), "eval": ("run", "split", "out")}  # bare keys of a stage -> <stage>.<key>
+STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema"), "eval": ("run", "split", "out"), "plan": ("gpu_gib",)}  # bare keys of a stage -> <stage>.<key>
 
 
 class UsageError(Exception):
@@ -121,6 +122,14 @@ def stage_models(cfg: dict, args: list[str]) -> None:
     print_ladder()
 
 
+def stage_plan(cfg: dict, args: list[str]) -> None:
+    from pipeline.train.memory_plan import print_plan
+
+    m, ds = cfg["model"], cfg["deepspeed"]
+    print_plan(m["name"], int(cfg["world_size"]), int(cfg["train"]["max_atoms"]), float(cfg["plan"]["gpu_gib"]),
+               m["force_mode"], bool(ds["offload_optimizer"]))
+
+
 def stage_demo(cfg: dict, args: list[str]) -> None:
     from pipeline.demo import run_demo
 
@@ -134,7 +143,7 @@ def stage_sweep(cfg: dict, args: list[str]) -> None:
 
 
 STAGES = {"data": stage_data, "train": stage_train, "eval": stage_eval, "export": stage_export,
-          "models": stage_models, "demo": stage_demo, "sweep": stage_sweep}
+          "models": stage_models, "plan": stage_plan, "demo": stage_demo, "sweep": stage_sweep}
 DEMO_DEFAULTS = ["train=demo", "deepspeed=zero2", "world_size=2"]
 
 

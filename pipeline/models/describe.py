@@ -1,4 +1,9 @@
-"""`atomforge models`: the ladder with parameter counts (built on the meta device: nothing is allocated)."""
+"""`atomforge models`: the ladder with parameter counts (total and active) and forward FLOPs per atom.
+
+Counts come from models built on the meta device (nothing allocated, so >1B sizes are fine). FLOPs are
+counted by torch.utils.flop_counter on a real 32-atom Cu cell; for the big sizes a 1- and a 2-layer model of
+the same width are run and the per-layer FLOPs extrapolated to the full depth (layers are identical).
+"""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -6,7 +11,9 @@ from contextlib import contextmanager
 import torch
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.ladder import LADDER
+from pipeline.models.ladder import LADDER, dense_equivalent
+
+DIRECT_FLOPS_MAX_PARAMS = 40_000_000  # above this, extrapolate from 1- and 2-layer models
 
 
 @contextmanager
@@ -34,15 +41,62 @@ def count_parameters(name: str, **kw) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def ladder_table() -> list[dict]:
+def active_parameters(name: str) -> int:
+    """Parameters one structure runs through: the dense equivalent of a mixture, the model itself otherwise."""
+    family, kw = LADDER[name]
+    if family != "mole":
+        return count_parameters(name)
+    dense = dense_equivalent(kw)
+    with empty_weights():
+        model = ModelConfig(name="esen_xs", backbone=dense).build()
+    return sum(p.numel() for p in model.parameters())
+
+
+def sample_batch(n_rep: int = 2):
+    """A real periodic cell (fcc Cu, 4*n_rep^3 atoms) as a fairchem batch."""
+    from ase.build import bulk
+    from fairchem.core.datasets.atomic_data import AtomicData, atomicdata_list_to_batch
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(n_rep)
+    atoms.rattle(0.05, seed=0)
+    return atomicdata_list_to_batch([AtomicData.from_ase(atoms, task_name="omat")])
+
+
+def forward_flops(name: str, backbone: dict | None = None, batch=None) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = batch if batch is not None else sample_batch()
+    torch.manual_seed(0)
+    model = ModelConfig(name=name, backbone=backbone or {}).build().eval()
+    with FlopCounterMode(display=False) as fc:
+        model(batch)
+    return float(fc.get_total_flops())
+
+
+def flops_per_atom(name: str) -> float:
+    """Forward FLOPs per atom (direct-force heads) on a 32-atom Cu cell with the ladder's cutoff."""
+    batch = sample_batch()
+    n = int(batch["natoms"].sum())
+    layers = LADDER[name][1]["num_layers"]
+    if count_parameters(name) <= DIRECT_FLOPS_MAX_PARAMS:
+        return forward_flops(name, batch=batch) / n
+    f1 = forward_flops(name, {"num_layers": 1}, batch)
+    f2 = forward_flops(name, {"num_layers": 2}, batch)
+    return (f1 + (layers - 1) * (f2 - f1)) / n
+
+
+def ladder_table(flops: bool = True) -> list[dict]:
     rows = []
     for name, (family, kw) in LADDER.items():
-        rows.append({"name": name, "family": family, "params": count_parameters(name),
-                     "channels": kw["sphere_channels"], "layers": kw["num_layers"], "lmax": kw["lmax"]})
+        rows.append({"name": name, "family": family, "params": count_parameters(name), "active_params": active_parameters(name),
+                     "channels": kw["sphere_channels"], "layers": kw["num_layers"], "lmax": kw["lmax"],
+                     "experts": kw.get("num_experts", 0), "gflops_per_atom": flops_per_atom(name) / 1e9 if flops else None})
     return rows
 
 
-def print_ladder():
-    print(f"{'name':10s} {'family':8s} {'params':>14s} {'channels':>9s} {'layers':>7s} {'lmax':>5s}")
-    for r in ladder_table():
-        print(f"{r['name']:10s} {r['family']:8s} {r['params']:>14,d} {r['channels']:>9d} {r['layers']:>7d} {r['lmax']:>5d}")
+def print_ladder(flops: bool = True):
+    print(f"{'name':10s} {'family':7s} {'params':>15s} {'active':>15s} {'ch':>5s} {'layers':>6s} {'lmax':>4s} {'experts':>7s} {'GFLOP/atom':>10s}")
+    for r in ladder_table(flops):
+        g = f"{r['gflops_per_atom']:10.3f}" if r["gflops_per_atom"] is not None else f"{'-':>10s}"
+        print(f"{r['name']:10s} {r['family']:7s} {r['params']:>15,d} {r['active_params']:>15,d} {r['channels']:>5d} "
+              f"{r['layers']:>6d} {r['lmax']:>4d} {r['experts']:>7d} {g}")

@@ -11,7 +11,7 @@ from torch import nn
 from fairchem.core.models.base import HydraModel
 
 from pipeline.models.config import ModelConfig
-from pipeline.models.ladder import ESCN_MD, backbone_kwargs
+from pipeline.models.ladder import BACKBONES, backbone_kwargs
 
 _HEAD = "fairchem.core.models.uma.escn_md."
 MAX_Z = 100
@@ -31,15 +31,15 @@ class Potential(nn.Module):
         direct = cfg.force_mode == "direct"
         kw.update(direct_forces=direct, regress_forces=True, regress_stress=cfg.stress and not direct,
                   activation_checkpointing=cfg.activation_checkpointing)
-        if family != "esen":
-            raise ValueError(f"model family {family!r} is not wired yet")
+        if family not in BACKBONES:
+            raise ValueError(f"model family {family!r} is not wired yet; choose a size of {sorted(BACKBONES)}")
         if direct:
             heads = {"energy": {"module": _HEAD + "MLP_Energy_Head"}, "forces": {"module": _HEAD + "Linear_Force_Head"}}
             if cfg.stress:
                 heads["stress"] = {"module": _HEAD + "MLP_Stress_Head"}
         else:
             heads = {"efs": {"module": _HEAD + "MLP_EFS_Head", "wrap_property": False}}
-        self.model = HydraModel(backbone=dict(model=ESCN_MD, **kw), heads=heads, otf_graph=True, pass_through_head_outputs=not direct)
+        self.model = HydraModel(backbone=dict(model=BACKBONES[family], **kw), heads=heads, otf_graph=True, pass_through_head_outputs=not direct)
         refs = torch.zeros(MAX_Z + 1, dtype=torch.float64)
         for z, v in (element_references or {}).items():
             refs[int(z)] = float(v)

@@ -158,7 +158,11 @@ class Trainer:
         refs = self.card["element_references"]
         scale = self.card.get("force_rms") or 1.0
         model = tc.model.build(refs, scale)
-        if tc.init_from:
+        if tc.init_from and (Path(tc.init_from) / "ema.pt").is_file():  # a training checkpoint (two-stage recipe)
+            from pipeline.models.transfer import load_checkpoint_weights
+
+            load_checkpoint_weights(model, tc.init_from)
+        elif tc.init_from:
             from pipeline.export.hub import load_weights_into
 
             load_weights_into(model, tc.init_from)
