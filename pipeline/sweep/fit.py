@@ -72,7 +72,7 @@ def fit_law(N, D, L, delta: float = 1e-3, starts=None) -> tuple[Law, float, list
     fun, (a, alpha, b, beta, e) = results[0]
     if not np.isfinite(fun):
         raise FitError("no initialisation converged to a decaying law (alpha, beta > 0): the losses do not fall with N and D")
-    return Law(float(np.exp(e)), float(np.exp(a)), float(alpha), float(np.exp(b)), float(beta)), float(fun), [x for _, x in results[:4]]
+    return Law(float(np.exp(e)), float(np.exp(a)), float(alpha), float(np.exp(b)), float(beta)), float(fun), [x for _, x in results[:2]]
 
 
 def check_inputs(N, D, L):

@@ -66,7 +66,8 @@ def run_one(cfg: dict) -> str:
     st = status.read(run_dir)
     action = status.decide(st, spec.max_retries)
     if action != "run":
-        print(f"[sweep] {run.name}: {'finished, skipped' if action == 'skip' else f'failed {st['attempts']} times, given up'}", flush=True)
+        why = "finished, skipped" if action == "skip" else f"failed {st.get('attempts')} times, given up"
+        print(f"[sweep] {run.name}: {why}", flush=True)
         return action
     plan = json.loads((Path(spec.out) / "plan.json").read_text())
     row = next((x for x in plan["runs"] if x["run"] == run.name), None)

@@ -19,7 +19,7 @@ def multirun_command(cfg: dict, spec: SweepSpec, overrides: list[str]) -> list[s
     launcher = sw.get("launcher", "basic")
     if launcher not in LAUNCHERS:
         raise ValueError(f"cluster.sweep.launcher must be one of {sorted(LAUNCHERS)}, got {launcher!r}")
-    lrs = spec.lrs or [float(cfg["train"]["lr"])]
+    lrs = spec.lrs or [spec.default_lr(cfg)]
     own = ("sweep_run.", "+sweep_run.", "hydra.", "hydra/")
     return [sys.executable, "-m", "pipeline.sweep.job", "--multirun",
             *[o for o in overrides if not o.startswith(own)],
@@ -37,7 +37,7 @@ def launch_sweep(cfg: dict, spec: SweepSpec, overrides: list[str]) -> dict:
     plan = make_plan(cfg, spec)
     (out / "plan.json").write_text(json.dumps(plan, indent=1))
     todo = {a: 0 for a in ("skip", "give_up", "run")}
-    for run in spec.runs(cfg["train"]["lr"]):
+    for run in spec.runs(spec.default_lr(cfg)):
         todo[status.decide(status.read(spec.run_dir(run)), spec.max_retries)] += 1
     print(f"sweep {spec.name}: {todo['run']} to run, {todo['skip']} finished, {todo['give_up']} failed past the retry limit", flush=True)
     if todo["run"]:
@@ -48,7 +48,7 @@ def launch_sweep(cfg: dict, spec: SweepSpec, overrides: list[str]) -> dict:
         if rc != 0:
             raise RuntimeError(f"hydra multirun exited with code {rc}; see {out / 'multirun'}")
     counts: dict[str, int] = {}
-    for run in spec.runs(cfg["train"]["lr"]):
+    for run in spec.runs(spec.default_lr(cfg)):
         s = status.read(spec.run_dir(run))["status"]
         counts[s] = counts.get(s, 0) + 1
     print(f"sweep {spec.name}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), flush=True)

@@ -38,7 +38,7 @@ def make_plan(cfg: dict, spec: SweepSpec) -> dict:
     startup = float(sw.get("startup_s", 0) or 0)
     atoms_per_step = spec.world_size * accum * stats["atoms_per_batch"]
     rows = []
-    for run in spec.runs(train["lr"]):
+    for run in spec.runs(spec.default_lr(cfg)):
         d_atoms = run.budget * (stats["mean_atoms"] if spec.unit == "structures" else 1.0)
         steps = max(1, math.ceil(d_atoms / atoms_per_step))
         atoms = steps * atoms_per_step

@@ -87,6 +87,10 @@ class SweepSpec:
                 return s
         raise ValueError(f"size {name!r} is not in sweep {self.name!r}")
 
+    def default_lr(self, cfg: dict) -> float:
+        """The lr of runs when the sweep has no lr axis: the sweep's train overrides, else the train config's."""
+        return float({**cfg["train"], **self.train}["lr"])
+
     def runs(self, default_lr: float) -> list[Run]:
         lrs = self.lrs or [float(default_lr)]
         return [Run(s, b, lr) for s, b, lr in itertools.product(self.sizes, self.budgets, lrs)]
