@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = _plain(compose(overrides))
-        STAGES[stage](cfg, args)
+        STAGES[stage](cfg, rest if stage == "sweep" else args)  # sweep jobs are relaunched with the same overrides
         return 0
     except KeyboardInterrupt:
         print("atomforge: interrupted", file=sys.stderr)

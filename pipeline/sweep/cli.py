@@ -1,0 +1,67 @@
+"""`atomforge sweep plan|launch|collect|fit|run sweep=<entry> [cluster=local|slurm] [overrides]`."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pipeline.sweep.spec import SweepSpec
+
+ACTIONS = ("plan", "launch", "collect", "fit", "run")
+
+
+def report_dir(spec: SweepSpec) -> Path:
+    return Path(spec.report_dir) if spec.report_dir else Path(spec.out) / "fit"
+
+
+def do_fit(spec: SweepSpec) -> dict:
+    from pipeline.sweep.analyze import analyze
+
+    out = report_dir(spec)
+    res = analyze(Path(spec.out) / "results.parquet", out, loss=spec.fit_loss, heldout=spec.heldout, n_boot=spec.bootstrap)
+    law, ci = res["law"], res["ci95"]
+    print(f"L(N, D) = {law['E']:.4g} + {law['A']:.4g}/N^{law['alpha']:.3f} + {law['B']:.4g}/D^{law['beta']:.3f}  "
+          f"(alpha 95% [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta 95% [{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}])")
+    if res["heldout_rel_error"] is not None:
+        print(f"held-out check: {res['heldout']['heldout_runs'][-1]} predicted/measured - 1 = {res['heldout_rel_error']:+.3f}")
+    print(f"fit: {out}/fit.json, summary.md, *.png")
+    return res
+
+
+def main(cfg: dict, args: list[str]) -> None:
+    overrides = [a for a in args if "=" in a]
+    actions = [a for a in args if "=" not in a]
+    if len(actions) != 1 or actions[0] not in ACTIONS:
+        raise ValueError(f"expected one sweep action out of {', '.join(ACTIONS)}, e.g. `atomforge sweep plan sweep=emt_demo`")
+    action = actions[0]
+    spec = SweepSpec.from_cfg(cfg)
+    if action == "plan":
+        from pipeline.sweep.plan import make_plan, print_plan
+
+        plan = make_plan(cfg, spec)
+        print_plan(plan)
+        Path(spec.out).mkdir(parents=True, exist_ok=True)
+        (Path(spec.out) / "plan.json").write_text(json.dumps(plan, indent=1))
+        return
+    if action in ("launch", "run"):
+        if action == "run" and not (Path(cfg["data"]["root"]) / "manifest.parquet").is_file():
+            from data_prep.build import BuildConfig, build
+
+            print(f"building {cfg['data']['name']} -> {cfg['data']['root']}", flush=True)
+            build(BuildConfig(out=cfg["data"]["root"], seed=cfg["seed"], **cfg["data"]["build"]))
+        from pipeline.cli import _require_dataset
+        from pipeline.sweep.launch import launch_sweep
+
+        _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])
+        launch_sweep(cfg, spec, overrides)
+    if action in ("collect", "run"):
+        from pipeline.sweep.collect import collect
+
+        collect(spec)
+    if action in ("fit", "run"):
+        res = do_fit(spec)
+        out = report_dir(spec)
+        for f in ("results.parquet", "plan.json"):
+            if (Path(spec.out) / f).resolve() != (out / f).resolve():
+                shutil.copy(Path(spec.out) / f, out / f)
+        return res

@@ -1,0 +1,106 @@
+"""One sweep run, as a hydra multirun job: `python -m pipeline.sweep.job --multirun sweep=... +sweep_run.size=a,b ...`.
+
+The job decides for itself whether to run (status.json), so relaunching the whole grid skips finished runs
+and retries failed ones; a failure is recorded, not raised, so the other jobs of a local multirun go on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.cli import CONFIG_DIR
+from pipeline.sweep import status
+from pipeline.sweep.spec import Run, SweepSpec
+
+log = logging.getLogger(__name__)
+
+
+def train_config_for(cfg: dict, spec: SweepSpec, run: Run, steps: int, run_dir: Path):
+    from pipeline.train.config import TrainConfig
+
+    train = {**cfg["train"], **spec.train, "lr": run.lr, "steps": steps}
+    train.setdefault("eval_every", 0)
+    if not train["eval_every"]:  # a few validations per run so collect can report the best, not only the final
+        train["eval_every"] = max(1, steps // 4)
+    train["log_every"] = 1  # collect sums atoms seen over every step
+    model = {**cfg["model"], "name": run.size.ladder, "backbone": dict(run.size.backbone)}
+    return TrainConfig.from_dict({"run_dir": str(run_dir), "data_root": cfg["data"]["root"], "model": model,
+                                  "deepspeed": cfg["deepspeed"], "world_size": spec.world_size, "seed": cfg["seed"], **train})
+
+
+def re_metrics(run_dir: Path, data_root: str, split: str = "val") -> dict:
+    """Force errors on the val split, and on its rare-event atoms (r == 0) where the data has them."""
+    from pipeline.evaluate.run import load_model
+    from pipeline.evaluate.standard import predict_structures, read_split
+
+    model = load_model(str(run_dir))
+    dF, dF_all, n_struct = [], [], 0
+    for s, p in predict_structures(model, read_split(data_root, split)):
+        n_struct += 1
+        if s.forces is None:
+            continue
+        dF_all.append((p["forces"] - s.forces).ravel())
+        r = s.atom_fields.get("r")
+        if r is not None:
+            m = np.asarray(r) == 0
+            dF.append(np.linalg.norm(p["forces"][m], axis=1) - np.linalg.norm(s.forces[m], axis=1))
+    dF = np.concatenate(dF) if dF else np.zeros(0)
+    out = {"split": split, "structures": n_struct, "re_atoms": int(dF.size),
+           "val_force_rmse": float(np.sqrt(np.mean(np.concatenate(dF_all) ** 2))) if dF_all else float("nan")}
+    out["val_re_force_error"] = float(np.sqrt(np.mean(dF ** 2))) if dF.size else None
+    return out
+
+
+def run_one(cfg: dict) -> str:
+    spec = SweepSpec.from_cfg(cfg)
+    r = cfg["sweep_run"]
+    run = Run(spec.size(str(r["size"])), float(r["budget"]), float(r["lr"]))
+    run_dir = spec.run_dir(run)
+    st = status.read(run_dir)
+    action = status.decide(st, spec.max_retries)
+    if action != "run":
+        why = "finished, skipped" if action == "skip" else f"failed {st.get('attempts')} times, given up"
+        print(f"[sweep] {run.name}: {why}", flush=True)
+        return action
+    plan = json.loads((Path(spec.out) / "plan.json").read_text())
+    row = next((x for x in plan["runs"] if x["run"] == run.name), None)
+    if row is None:
+        raise ValueError(f"run {run.name} is not in {spec.out}/plan.json: rerun `atomforge sweep launch`")
+    status.write(run_dir, status="running", attempts=st.get("attempts", 0) + 1, run=run.name, size=run.size.name,
+                 budget=run.budget, unit=spec.unit, lr=run.lr, steps=row["steps"], error=None)
+    print(f"[sweep] {run.name}: training {row['steps']} steps (attempt {st.get('attempts', 0) + 1})", flush=True)
+    t0 = time.time()
+    try:
+        from pipeline.train.launch import launch
+
+        tc = train_config_for(cfg, spec, run, row["steps"], run_dir)
+        rc = launch(tc)
+        if rc != 0:
+            raise RuntimeError(f"training exited with code {rc}")
+        wall = time.time() - t0
+        if spec.evaluate_re:
+            (run_dir / "re_eval.json").write_text(json.dumps(re_metrics(run_dir, cfg["data"]["root"], tc.val_split), indent=1))
+        status.write(run_dir, status="done", wall_s=wall)
+        print(f"[sweep] {run.name}: done in {wall:.0f}s", flush=True)
+        return "done"
+    except Exception as e:  # noqa: BLE001 - recorded for the relaunch; the other runs go on
+        status.write(run_dir, status="failed", wall_s=time.time() - t0, error=f"{type(e).__name__}: {e}".splitlines()[0])
+        (run_dir / "error.txt").write_text(traceback.format_exc())
+        print(f"[sweep] {run.name}: failed: {e}", flush=True)
+        return "failed"
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)
+def main(cfg: DictConfig) -> str:
+    return run_one(OmegaConf.to_container(cfg, resolve=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""PNG plots of a sweep fit: loss vs D per N with the fitted law, iso-FLOP curves, compute-optimal frontier."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> list[str]:
+    N = np.array([r[n_col] for r in rows], float)
+    D = np.array([r[d_col] for r in rows], float)
+    L = np.array([r[loss] for r in rows], float)
+    C = np.array([r["compute"] for r in rows], float)
+    fl, co = res["flops_per_atom"], res["compute_optimal"]
+    sizes = np.unique(N)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    dd = np.geomspace(D.min() / 2, D.max() * 4, 100)
+    for n, c in zip(sizes, colors):
+        m = N == n
+        ax.scatter(D[m], L[m], color=c, label=f"N={n:,.0f}")
+        ax.plot(dd, law(n, dd), color=c, lw=1)
+    ax.set(xscale="log", yscale="log", xlabel=f"D ({d_col})", ylabel=loss, title="loss vs data, fitted L(N, D)")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "loss_vs_D.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    nn = np.geomspace(N.min() / 4, N.max() * 16, 200)
+    for c_budget, col in zip(np.geomspace(C.min(), C.max() * 10, 5), plt.cm.plasma(np.linspace(0, 0.85, 5))):
+        d = c_budget / (fl["c"] * nn ** fl["gamma"])
+        ax.plot(nn, law(nn, d), color=col, label=f"C={c_budget:.2g}")
+    sc = ax.scatter(N, L, c=np.log10(C), cmap="plasma", edgecolor="k", s=25)
+    fig.colorbar(sc, ax=ax, label="log10 compute of run")
+    ax.plot(co["N_opt"], co["L_opt"], "k--", lw=1, label="N*(C)")
+    ax.set(xscale="log", yscale="log", xlabel=f"N ({n_col})", ylabel=loss, title="iso-FLOP curves of the fitted law")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "isoflop.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(co["C"], co["N_opt"], "C0-", label="N*(C)")
+    ax.plot(co["C"], co["D_opt"], "C1-", label="D*(C) (atoms)")
+    ax.scatter(C, N, color="C0", s=12, alpha=0.6, label="runs: N")
+    ax.scatter(C, D, color="C1", s=12, alpha=0.6, label="runs: D")
+    ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N, D",
+           title=f"compute-optimal frontier: N*~C^{co['N_exponent']:.2f}, D*~C^{co['D_exponent']:.2f}")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "frontier.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

@@ -1,0 +1,62 @@
+"""Sweep configs -> grids and plans: the cluster-scale plan is sane; relaunch decisions."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.cli import compose, _plain
+from pipeline.sweep import status
+from pipeline.sweep.plan import make_plan
+from pipeline.sweep.spec import SweepSpec
+
+
+def test_cluster_plan_is_sane(tmp_path):
+    cfg = _plain(compose(["sweep=omat_cluster", "cluster=slurm", f"sweep.out={tmp_path}", f"data.root={tmp_path}/none"]))
+    spec = SweepSpec.from_cfg(cfg)
+    plan = make_plan(cfg, spec)
+    runs = plan["runs"]
+    assert len(runs) == len(spec.sizes) * len(spec.budgets) == 25
+    assert max(r["params"] for r in runs) > 1e9 and max(r["structures"] for r in runs) >= 1.1e8
+    by = {(r["size"], r["budget"]): r for r in runs}
+    for s in spec.sizes:  # more data, proportionally more compute and time
+        f = [by[(s.name, b)] for b in spec.budgets]
+        assert all(a["flops"] < b["flops"] and a["wall_s"] < b["wall_s"] for a, b in zip(f, f[1:]))
+        assert f[-1]["flops"] / f[0]["flops"] == pytest.approx(110, rel=0.01)
+    for b in spec.budgets:  # bigger models cost more per atom
+        f = [by[(s.name, b)]["flops"] for s in spec.sizes]
+        assert f == sorted(f)
+    measured = {r["size"] for r in runs if r["flops_measured"]}
+    assert measured == {"esen_xs", "esen_s"}
+    fpa = {r["size"]: r["flops_per_atom"] for r in runs}
+    # counted training FLOPs per atom: at least 2 x params (one multiply-add per weight) and not absurdly more
+    for r in runs:
+        assert 2 * r["params"] < r["flops_per_atom"] < 1e4 * r["params"], r
+    assert fpa["esen_xl"] > 100 * fpa["esen_s"]
+    # a 2.6B model on 110M structures, 8 GPUs: days, not seconds or centuries
+    longest = max(r["wall_s"] for r in runs)
+    assert 86400 < longest < 60 * 86400
+
+
+def test_grid_with_lrs_and_bad_configs():
+    cfg = _plain(compose(["sweep=emt_demo", "sweep.lrs=[1e-3,3e-3]"]))
+    spec = SweepSpec.from_cfg(cfg)
+    runs = spec.runs(spec.default_lr(cfg))
+    assert len(runs) == 3 * 4 * 2 and len({r.name for r in runs}) == 24
+    assert "esen_3xs-D150-lr0.001" in {r.name for r in runs}
+    with pytest.raises(ValueError, match="no sweep chosen"):
+        SweepSpec.from_cfg(_plain(compose([])))
+    with pytest.raises(ValueError, match="unknown ladder entry"):
+        SweepSpec.from_cfg(_plain(compose(["sweep=emt_demo", "sweep.sizes=[esen_nope]"])))
+    with pytest.raises(ValueError, match="unit must be one of"):
+        SweepSpec.from_cfg(_plain(compose(["sweep=emt_demo", "sweep.unit=hours"])))
+
+
+def test_relaunch_decisions(tmp_path):
+    assert status.decide(status.read(tmp_path / "new"), 2) == "run"
+    status.write(tmp_path / "a", status="done", attempts=1)
+    assert status.decide(status.read(tmp_path / "a"), 2) == "skip"
+    status.write(tmp_path / "b", status="failed", attempts=2)
+    assert status.decide(status.read(tmp_path / "b"), 2) == "run"
+    status.write(tmp_path / "b", attempts=3)
+    assert status.decide(status.read(tmp_path / "b"), 2) == "give_up"
+    status.write(tmp_path / "c", status="running", attempts=3)  # killed mid-run: counts as failed
+    assert status.decide(status.read(tmp_path / "c"), 2) == "give_up"
