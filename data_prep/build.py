@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from data_prep import FORMAT_VERSION
 from data_prep.card import residual_per_atom, statistics
+from data_prep.neighbors import neighbour_stats
 from data_prep.sample_codec import encode
 from data_prep.sources import make_source
 from data_prep.split import SPLITS, assign_split
@@ -76,10 +77,7 @@ def _row(s, key, split, shard, idx, reason, cutoff) -> dict:
 
 
 def _avg_neighbors(s, cutoff: float) -> float:
-    from ase.neighborlist import neighbor_list
-
-    i = neighbor_list("i", s.to_atoms(), cutoff=cutoff, self_interaction=False)
-    return len(i) / s.n_atoms
+    return neighbour_stats(s, cutoff)[1]
 
 
 def _run_task(args) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import numpy as np
 
@@ -14,8 +15,6 @@ _ARRAYS = ("numbers", "positions", "cell", "pbc", "forces", "stress")
 def encode(s: Structure, key: str, split: str) -> dict:
     arrays = {k: getattr(s, k) for k in _ARRAYS if getattr(s, k) is not None}
     arrays.update({f"atom_{k}": v for k, v in s.atom_fields.items()})
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
     meta = {
         "energy": s.energy,
         "source": s.source,
@@ -24,7 +23,19 @@ def encode(s: Structure, key: str, split: str) -> dict:
         "n_atoms": s.n_atoms,
         "info": s.info,
     }
-    return {"__key__": key, "npz": buf.getvalue(), "json": json.dumps(meta, sort_keys=True).encode()}
+    return {"__key__": key, "npz": npz_bytes(arrays), "json": json.dumps(meta, sort_keys=True).encode()}
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """An `.npz` readable by np.load, with fixed zip timestamps so a rebuild gives byte-identical shards
+    (np.savez stamps every member with the current time)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for k, v in arrays.items():
+            info = zipfile.ZipInfo(k + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(v), allow_pickle=False)
+    return buf.getvalue()
 
 
 def decode(sample: dict) -> Structure:
