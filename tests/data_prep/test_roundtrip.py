@@ -61,12 +61,23 @@ def check_exact(root, specs, atom_fields=()):
     return stored, manifest, dropped
 
 
+def assert_groups_in_one_split(manifest):
+    splits: dict[str, set] = {}
+    for r in manifest:
+        splits.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(v) == 1 for v in splits.values())
+    return splits
+
+
 def test_mlearn_si_mo_round_trip(tmp_path):
     specs = [{"type": "mlearn", "path": str(SI), "chunk": 64}, {"type": "mlearn", "path": str(MO), "chunk": 64}]
     root = build_dataset(tmp_path / "si_mo", specs, workers=1)
     stored, manifest, dropped = check_exact(root, specs)
     assert len(stored) + len(dropped) == 214 + 194
     assert len(stored) > 380  # reference sets are clean: at most a few exact duplicates
+    groups = assert_groups_in_one_split(manifest)  # AIMD snapshots of one run never straddle splits
+    aimd = [g for g in groups if "AIMD" in g]
+    assert aimd and all(sum(r["group"] == g for r in manifest) > 1 for g in aimd)
     card = json.loads((root / "card.json").read_text())
     assert set(card["element_references"]) == {"14", "42"}
     assert card["units"]["energy"] == "eV"
@@ -91,4 +102,5 @@ def test_silicon_re_keeps_r_and_kmesh_forces(tmp_path):
     np.testing.assert_array_equal(s.atom_fields["r"], np.asarray(raw["r"][7]))
     np.testing.assert_array_equal(s.atom_fields["forces_dft_k1"], np.asarray(raw["Forces"]["DFT_K1"][7]))
     assert s.energy == raw["Energies"]["DFT_K4"][7]
-    assert sum(r["n_re"] for r in manifest) > 0  # rare-event atoms (r == 0) are counted per row
+    assert sum(r["n_re"] for r in manifest) > 0
+    assert_groups_in_one_split(manifest)  # blocks of consecutive AIMD frames stay together  # rare-event atoms (r == 0) are counted per row
