@@ -189,6 +189,8 @@ def main(argv=None) -> dict:
     for n in a.memory_sizes:
         mem[n] = {"structures_requested": n, **build_memory(n, 2), "machine": res["machine"]}
     res["build_memory"] = [mem[k] for k in sorted(mem)]
+    res["build_memory_note"] = ("EMT Cu/Al, all kinds, 250 structures per task, workers=2; peak RSS of the build's main "
+                                "process and of its largest worker, each run in a fresh subprocess")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res))
