@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from data_prep import FORMAT_VERSION
 from data_prep.card import residual_per_atom, statistics
+from data_prep.neighbors import neighbour_stats
 from data_prep.sample_codec import encode
 from data_prep.sources import make_source
 from data_prep.split import SPLITS, assign_split
@@ -46,6 +47,7 @@ class BuildConfig:
 
 
 def _row(s, key, split, shard, idx, reason, cutoff) -> dict:
+    n_re = int((s.atom_fields["r"] == 0).sum()) if "r" in s.atom_fields and len(s.atom_fields["r"]) == s.n_atoms else 0
     zs, counts = np.unique(s.numbers, return_counts=True) if s.n_atoms else (np.array([]), np.array([]))
     f = s.forces
     finite_f = f is not None and f.shape == (s.n_atoms, 3) and np.isfinite(f).all()
@@ -67,19 +69,16 @@ def _row(s, key, split, shard, idx, reason, cutoff) -> dict:
         "f_sq_sum": float((f**2).sum()) if finite_f else 0.0,
         "n_force_comp": int(f.size) if finite_f else 0,
         "has_stress": s.stress is not None,
-        "n_re": int((s.atom_fields.get("r", np.ones(1)) == 0).sum()) if "r" in s.atom_fields else 0,
+        "n_re": n_re,
         "avg_neighbors": _avg_neighbors(s, cutoff) if reason is None else 0.0,
         "hash": s.structure_hash() if reason is None else "",
-        "flags": [] if reason is None else [reason],
+        "flags": ([reason] if reason is not None else []) + (["rare_event"] if n_re else []),
         "reason": reason,
     }
 
 
 def _avg_neighbors(s, cutoff: float) -> float:
-    from ase.neighborlist import neighbor_list
-
-    i = neighbor_list("i", s.to_atoms(), cutoff=cutoff, self_interaction=False)
-    return len(i) / s.n_atoms
+    return neighbour_stats(s, cutoff)[1]
 
 
 def _run_task(args) -> str:

@@ -53,21 +53,32 @@ class Structure:
         return self.to_atoms().get_chemical_formula(mode="hill")
 
     def structure_hash(self, decimals: int = 3) -> str:
-        """Composition + positions rounded in fractional coordinates of the cell (wrapped), order-free.
+        """Composition + positions rounded in a canonical frame: equal structures hash alike whatever the atom
+        order, a rigid translation or a lattice-vector shift.
 
-        Equal structures written with atoms permuted or shifted by a lattice vector hash alike.
+        Periodic: fractional coordinates relative to each atom of the least abundant element in turn (wrapped,
+        rounded, rows sorted); the smallest digest is the hash, so the choice of origin atom does not matter.
+        Open boundaries: Cartesian positions relative to the centroid.
         """
-        h = hashlib.blake2b(digest_size=12)
         if self.pbc.any() and abs(np.linalg.det(self.cell)) > 1e-8:
             frac = np.linalg.solve(self.cell.T, self.positions.T).T
-            frac = np.where(self.pbc, frac % 1.0, frac)
-            coords = np.round(frac, decimals) % np.where(self.pbc, 1.0, np.inf)
-            h.update(np.round(self.cell, decimals).tobytes())
+            zs, counts = np.unique(self.numbers, return_counts=True)
+            origins = np.flatnonzero(self.numbers == zs[counts.argmin()])
+            cell = np.round(self.cell, decimals).tobytes()
+            return min(self._digest(frac - frac[o], cell, decimals) for o in origins)
+        return self._digest(self.positions - self.positions.mean(0), b"", decimals)
+
+    def _digest(self, coords: np.ndarray, prefix: bytes, decimals: int) -> str:
+        if prefix:  # periodic directions wrap to [0, 1), after rounding so 0.9999 and 0.0 agree
+            coords = np.where(self.pbc, coords % 1.0, coords)
+            coords = np.round(coords, decimals)
+            coords = np.where(self.pbc, coords % 1.0, coords)
         else:
-            coords = np.round(self.positions - self.positions.mean(0), decimals)
+            coords = np.round(coords, decimals)
         coords = coords + 0.0  # -0.0 -> 0.0
         rows = np.concatenate([self.numbers[:, None].astype(np.float64), coords], axis=1)
         rows = rows[np.lexsort(rows.T[::-1])]
+        h = hashlib.blake2b(prefix, digest_size=12)
         h.update(np.ascontiguousarray(rows).tobytes())
         return h.hexdigest()
 

@@ -55,11 +55,6 @@ def check(s: Structure, cfg: ValidationConfig) -> str | None:
 
 
 def _min_distance(s: Structure) -> float:
-    atoms = s.to_atoms()
-    if s.pbc.any():
-        from ase.neighborlist import neighbor_list
+    from data_prep.neighbors import neighbour_stats
 
-        d = neighbor_list("d", atoms, cutoff=1.0, self_interaction=False)
-        return float(d.min()) if len(d) else np.inf
-    d = atoms.get_all_distances()
-    return float(d[np.triu_indices(len(atoms), 1)].min())
+    return neighbour_stats(s, cutoff=1.0)[0]

@@ -31,6 +31,20 @@ def make_source(spec: dict) -> Source:
         from data_prep.sources.extxyz import ExtXYZSource as cls
     elif kind == "asedb":
         from data_prep.sources.asedb import AseDBSource as cls
+    elif kind == "python":  # a reader of one's own: {"type": "python", "target": "module:Class", ...kwargs}
+        cls = _import_target(spec.pop("target", None))
     else:
-        raise ValueError(f"unknown source type {kind!r}; expected one of emt, mlearn, silicon_re, extxyz, asedb")
+        raise ValueError(f"unknown source type {kind!r}; expected one of emt, mlearn, silicon_re, extxyz, asedb, python")
     return cls(**spec)
+
+
+def _import_target(target: str | None):
+    import importlib
+
+    if not target or ":" not in target:
+        raise ValueError(f"a python source needs target='module:Class', got {target!r}")
+    mod, attr = target.split(":", 1)
+    try:
+        return getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"cannot import python source {target!r}: {e}") from None

@@ -121,11 +121,13 @@ class EMTSource:
         atoms.calc = EMT()
         MaxwellBoltzmannDistribution(atoms, temperature_K=temp, rng=rng)
         dyn = Langevin(atoms, 4 * units.fs, temperature_K=temp, friction=0.02, rng=rng, fixcm=False)
-        prev_site = _nearest_site(atoms, sites)
+        d_nn = float(np.linalg.norm(atoms.cell.array[0]) / self.repeat / np.sqrt(2))  # fcc: a / sqrt(2)
+        prev_site, _ = _nearest_site(atoms, sites)
         for i in range(task.n):
             dyn.run(self.md_steps_between)
-            site = _nearest_site(atoms, sites)
-            hopped = (site != prev_site).astype(np.float64)
+            site, off = _nearest_site(atoms, sites)
+            # rare-event atoms: changed lattice site since the last frame, or caught between sites
+            hopped = ((site != prev_site) | (off > 0.3 * d_nn)).astype(np.float64)
             prev_site = site
             r = _distance_to(atoms, hopped > 0)
             yield Structure.from_atoms(
@@ -140,13 +142,14 @@ class EMTSource:
             )
 
 
-def _nearest_site(atoms, sites: np.ndarray) -> np.ndarray:
+def _nearest_site(atoms, sites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of and distance to each atom's nearest lattice site (minimum image)."""
     cell = atoms.cell.array
     d = atoms.positions[:, None, :] - sites[None, :, :]
     frac = np.linalg.solve(cell.T, d.reshape(-1, 3).T).T
     frac -= np.round(frac)
     dist = np.linalg.norm(frac @ cell, axis=1).reshape(len(atoms), len(sites))
-    return dist.argmin(1)
+    return dist.argmin(1), dist.min(1)
 
 
 def _distance_to(atoms, mask: np.ndarray, cap: float = 5.5) -> np.ndarray:

@@ -1,4 +1,6 @@
 from pipeline.data.convert import structure_to_atomicdata, structures_to_batch
 from pipeline.data.loader import LoaderConfig, ShardBatches, make_loader
+from pipeline.data.plan import epoch_plan, mix_shares, mixed_plan
 
-__all__ = ["structure_to_atomicdata", "structures_to_batch", "LoaderConfig", "ShardBatches", "make_loader"]
+__all__ = ["structure_to_atomicdata", "structures_to_batch", "LoaderConfig", "ShardBatches", "make_loader",
+           "epoch_plan", "mixed_plan", "mix_shares"]

@@ -2,6 +2,8 @@
 
 Worker w of k yields planned batches w, w+k, ...; torch's DataLoader interleaves workers round-robin, so
 the sequence is exactly the plan's order whatever k is, and resuming at batch b means skipping b batches.
+Each worker reads a shard once per visit, in the order its batches need them, and holds only the samples
+still waiting for their batch (bounded by the plan's window).
 """
 from __future__ import annotations
 
@@ -9,13 +11,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from data_prep.sample_codec import decode
 from pipeline.data.convert import structures_to_batch
-from pipeline.data.plan import epoch_plan, load_index
+from pipeline.data.plan import epoch_plan, load_index, mixed_plan
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +30,42 @@ class LoaderConfig:
     window: int = 4  # shards held in memory at once per worker
     shuffle: bool = True
     num_workers: int = 0
-    on_error: str = "raise"  # "raise": error naming shard and key; "skip": drop the sample, count it
+    on_error: str = "raise"  # "raise": error naming shard and key; "skip": drop the sample, count it, log it
     task: str = "omat"
+    # several built datasets: [{"root": ..., "weight": ...}, ...]; weight defaults to the dataset's size
+    mix: list | None = None
+    temperature: float = 1.0  # share_i ~ weight_i^(1/temperature)
+    epoch_size: int | None = None  # samples per epoch over the mix (default: sum of the datasets' sizes)
+
+
+def _check_root(root: Path, split: str):
+    if not (root / "manifest.parquet").is_file():
+        raise FileNotFoundError(f"no manifest.parquet in {root}: not a built dataset (run `atomforge data build`)")
+    if not list((root / "shards").glob(f"{split}-*.tar")):
+        raise FileNotFoundError(f"no {split} shards in {root / 'shards'}")
 
 
 class ShardBatches(IterableDataset):
     def __init__(self, cfg: LoaderConfig, rank: int = 0, world: int = 1, epoch: int = 0, start: int = 0):
         if cfg.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {cfg.on_error!r}")
-        root = Path(cfg.root)
-        manifest = root / "manifest.parquet"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"no manifest.parquet in {root}: not a built dataset (run `atomforge data build`)")
-        shards = list((root / "shards").glob(f"{cfg.split}-*.tar"))
-        if not shards:
-            raise FileNotFoundError(f"no {cfg.split} shards in {root / 'shards'}")
         self.cfg, self.rank, self.world, self.epoch, self.start = cfg, rank, world, epoch, start
-        self.index = load_index(str(manifest), cfg.split)
-        self.plan = epoch_plan(self.index, rank, world, epoch, cfg.seed, cfg.max_atoms, cfg.window, cfg.shuffle)
+        if cfg.mix:
+            self.roots = [Path(m["root"]) for m in cfg.mix]
+            weights = [m.get("weight") for m in cfg.mix]
+            if any(w is None for w in weights) and any(w is not None for w in weights):
+                raise ValueError("give a weight for every dataset in the mix or for none")
+            weights = None if weights[0] is None else [float(w) for w in weights]
+        else:
+            self.roots = [Path(cfg.root)]
+        for r in self.roots:
+            _check_root(r, cfg.split)
+        indices = [load_index(str(r / "manifest.parquet"), cfg.split, d) for d, r in enumerate(self.roots)]
+        if cfg.mix:
+            self.plan = mixed_plan(indices, weights, cfg.temperature, rank, world, epoch, cfg.seed, cfg.max_atoms,
+                                   cfg.window, cfg.shuffle, cfg.epoch_size)
+        else:
+            self.plan = epoch_plan(indices[0], rank, world, epoch, cfg.seed, cfg.max_atoms, cfg.window, cfg.shuffle)
         self.skipped = 0
 
     def __len__(self) -> int:
@@ -58,43 +77,51 @@ class ShardBatches(IterableDataset):
         mine = [b for b in range(self.start, len(self.plan)) if (b - self.start) % nw == wid]
         if not mine:
             return
-        need: dict[str, set] = {}
+        need: dict[tuple, set] = {}  # (dataset, shard, visit) -> keys this worker needs from that read
         for b in mine:
             for s in self.plan[b]:
-                need.setdefault(s.shard, set()).add(s.key)
-        shard_order = list(dict.fromkeys(s.shard for b in mine for s in self.plan[b]))
-        pos = {sh: i for i, sh in enumerate(shard_order)}
-        ready_after = [max(pos[s.shard] for s in self.plan[b]) for b in mine]  # last shard each batch needs
-        cache: dict[str, dict] = {}
+                need.setdefault((s.dataset, s.shard, s.visit), set()).add(s.key)
+        reads = list(dict.fromkeys((s.dataset, s.shard, s.visit) for b in mine for s in self.plan[b]))
+        pos = {r: i for i, r in enumerate(reads)}
+        ready_after = [max(pos[(s.dataset, s.shard, s.visit)] for s in self.plan[b]) for b in mine]
+        cache: dict[tuple, dict] = {}
         next_i = 0
-        root = Path(self.cfg.root) / "shards"
-        for i, shard in enumerate(shard_order):
-            for sample in self._read_shard(root / shard):
-                if sample["__key__"] in need[shard]:
-                    cache[sample["__key__"]] = sample
-            missing = need[shard] - cache.keys()
+        for i, (d, shard, visit) in enumerate(reads):
+            wanted = need[(d, shard, visit)]
+            got = self._read_shard(self.roots[d] / "shards" / shard, wanted, cache, d, visit)
+            missing = wanted - got
             if missing:
-                self._fail(f"shard {shard} lacks {len(missing)} planned sample(s), e.g. {sorted(missing)[0]}", len(missing))
-                need[shard] -= missing
+                self._fail(f"shard {self.roots[d].name}/shards/{shard} lacks {len(missing)} planned sample(s), "
+                           f"e.g. key {sorted(missing)[0]}", len(missing))
             while next_i < len(mine) and ready_after[next_i] <= i:  # emit in plan order
                 batch = self._make_batch(self.plan[mine[next_i]], cache)
                 next_i += 1
                 if batch is not None:
                     yield batch
 
-    def _read_shard(self, path: Path):
+    def _read_shard(self, path: Path, wanted: set, cache: dict, d: int, visit: int) -> set:
+        got, last = set(), None
         try:
-            for sample in wds.WebDataset(str(path), shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False):
-                yield sample
-        except Exception as e:  # truncated tar, bad header
-            self._fail(f"shard {path.name} is unreadable: {e}", 1)
+            for sample in wds.WebDataset(str(path), shardshuffle=False, nodesplitter=None, workersplitter=None,
+                                         empty_check=False):
+                last = sample["__key__"]
+                if last in wanted:
+                    sample["__url__"] = str(path)
+                    cache[(d, visit, last)] = sample
+                    got.add(last)
+        except Exception as e:  # truncated tar, bad header: name the shard and where reading stopped
+            lost = sorted(wanted - got)
+            self._fail(f"shard {path} is unreadable after key {last}: {e}; {len(lost)} planned sample(s) lost, "
+                       f"first key {lost[0] if lost else None}", len(lost))
+            return wanted  # already counted
+        return got
 
     def _make_batch(self, samples, cache):
         structures = []
         for s in samples:
-            raw = cache.pop(s.key, None)
+            raw = cache.pop((s.dataset, s.visit, s.key), None)
             if raw is None:
-                continue  # already reported as missing
+                continue  # already reported
             try:
                 structures.append(decode(raw))
             except ValueError as e:
@@ -105,9 +132,9 @@ class ShardBatches(IterableDataset):
 
     def _fail(self, msg: str, n: int):
         if self.cfg.on_error == "raise":
-            raise RuntimeError(f"corrupt input: {msg}")
+            raise RuntimeError(f"corrupt input: {msg} (set on_error=skip to drop and count such samples)")
         self.skipped += n
-        log.warning("skipping corrupt input (%d so far): %s", self.skipped, msg)
+        log.warning("skipped %d corrupt sample(s), %d so far in this worker: %s", n, self.skipped, msg)
 
 
 def make_loader(cfg: LoaderConfig, rank: int = 0, world: int = 1, epoch: int = 0, start: int = 0) -> DataLoader:
