@@ -131,6 +131,10 @@ class Trainer:
         import deepspeed
 
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if tc.freeze_backbone_steps:
+            from pipeline.export.finetune import param_groups
+
+            params = param_groups(self.model)
         self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc))
         self.ema = EMA(self.engine.module, tc.ema_decay)
         self.ckpt_root = self.run_dir / "checkpoints"
@@ -147,14 +151,13 @@ class Trainer:
 
     def _build_model(self):
         tc = self.tc
+        if tc.init_from:
+            from pipeline.export.finetune import build_from_parent
+
+            return build_from_parent(tc, self.card).to(self.dev)
         refs = self.card["element_references"]
         scale = self.card.get("force_rms") or 1.0
-        model = tc.model.build(refs, scale)
-        if tc.init_from:
-            from pipeline.export.hub import load_weights_into
-
-            load_weights_into(model, tc.init_from)
-        return model.to(self.dev)
+        return tc.model.build(refs, scale).to(self.dev)
 
     def batch_to(self, batch):
         return batch.to(self.dev)
@@ -169,6 +172,10 @@ class Trainer:
             terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale)
             loss = self.tc.energy_coef * terms["energy"] + self.tc.force_coef * terms["forces"] + self.tc.stress_coef * terms.get("stress", 0.0)
             self.engine.backward(loss)
+            if self.step < self.tc.freeze_backbone_steps:
+                from pipeline.export.finetune import hold_backbone
+
+                hold_backbone(self.engine.optimizer)
             self.engine.step()
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.tc.grad_accum
@@ -247,6 +254,8 @@ class Trainer:
                 logger.log({"step": self.step, **final, "final": True})
         if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
             self.save()
+        if tc.final_predictions and self.step >= tc.steps:
+            self.record_final_predictions()
         if logger:
             logger.close()
         steps_done = torch.tensor([self.step], dtype=torch.long)
@@ -255,6 +264,16 @@ class Trainer:
         if self.rank == 0:
             (self.run_dir / "ranks.json").write_text(json.dumps({"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}))
         return last
+
+    def record_final_predictions(self):
+        """The EMA model's predictions on a few val structures, for checking exports against (collective)."""
+        full = self.ema.full_state_dict()
+        if self.rank != 0:
+            return
+        from pipeline.export.verify import record_predictions
+
+        buffers = {n: b.detach().cpu() for n, b in self.engine.module.named_buffers()}
+        record_predictions(self.tc, self.model, {**buffers, **full}, self.run_dir / "final_predictions.json", self.step)
 
     def close(self):
         self.engine.destroy()
