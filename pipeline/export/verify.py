@@ -32,7 +32,8 @@ def record_predictions(tc, model, state: dict, out: Path, step: int) -> Path:
     from pipeline.export.calculator import predict
 
     fresh = model.cfg.build({str(z): float(model.element_refs[z]) for z in model.elements}, model.energy_scale)
-    fresh.load_state_dict(state, strict=True)
+    # named_buffers() also lists non-persistent buffers; keep only what a state dict holds (missing keys still fail)
+    fresh.load_state_dict({k: v for k, v in state.items() if k in fresh.state_dict()}, strict=True)
     fresh.eval()
     structs = _structures(tc.data_root, tc.final_predictions)
     preds = predict(fresh, [s.to_atoms() for s in structs])
