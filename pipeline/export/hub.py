@@ -40,6 +40,7 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
     tmp.mkdir(parents=True)
     save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt", "atomforge_format_version": str(FORMAT_VERSION)})
     train, card = rec["train"], rec["card"]
+    refs = rec.get("element_references") or card["element_references"]
     mcfg = ModelConfig(**train["model"])
     from pipeline.models.ladder import backbone_kwargs
 
@@ -60,9 +61,9 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
         "backbone": {k: v for k, v in bb.items() if isinstance(v, (int, float, str, bool))},
         "cutoff": bb["cutoff"],
         "max_neighbors": bb["max_neighbors"],
-        "elements": sorted(int(z) for z, v in card["element_references"].items()),
-        "element_references": card["element_references"],
-        "energy_scale": card.get("force_rms") or 1.0,
+        "elements": sorted(int(z) for z in refs),
+        "element_references": refs,
+        "energy_scale": rec.get("energy_scale") or card.get("force_rms") or 1.0,
         "units": UNITS,
         "dataset": {k: card.get(k) for k in ("name", "content_hash", "counts", "units")},
         "training": {"steps": state["step"], "checkpoint": ck.name, "ema": ema, "world_size": rec.get("world_size"),

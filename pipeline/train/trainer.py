@@ -215,7 +215,10 @@ class Trainer:
 
     def config_record(self) -> dict:
         return {"train": self.tc.to_dict(), "card": {k: self.card.get(k) for k in ("name", "content_hash", "element_references",
-                "force_rms", "avg_num_neighbors", "elements", "counts", "units", "cutoff")}, "world_size": self.world}
+                "force_rms", "avg_num_neighbors", "elements", "counts", "units", "cutoff")}, "world_size": self.world,
+                # what the model applies (a fine-tune may differ from the card): exports rebuild exactly this
+                "element_references": {str(z): float(self.model.element_refs[z]) for z in self.model.elements},
+                "energy_scale": self.model.energy_scale}
 
     def memory_mb(self) -> float:
         if torch.cuda.is_available():
