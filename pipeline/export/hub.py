@@ -33,12 +33,16 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
     ck = find_checkpoint(run_dir, checkpoint)
     rec = json.loads((ck / "config.json").read_text())
     sd = consolidated_state_dict(ck, ema=ema)
+    # each tensor in the dtype the model declares, whatever the ZeRO stage saved it in (exports compare bit for bit)
+    dtypes = {k: v.dtype for k, v in ModelConfig(**rec["train"]["model"]).build().state_dict().items()}
+    sd = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in sd.items()}
     out_p = Path(out)
     tmp = out_p.with_name(out_p.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt", "atomforge_format_version": str(FORMAT_VERSION)})
+    # sorted names: safetensors keeps insertion order among equal-sized tensors, and the checksum must not depend on it
+    save_file(dict(sorted(sd.items())), str(tmp / "model.safetensors"), metadata={"format": "pt"})  # one key: a Rust HashMap orders several at random, changing the checksum
     train, card = rec["train"], rec["card"]
     refs = rec.get("element_references") or card["element_references"]
     mcfg = ModelConfig(**train["model"])
