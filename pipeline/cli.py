@@ -15,6 +15,7 @@ stages:
   eval     score a model on a dataset split     atomforge eval data=emt_demo eval.model=runs/esen_xs-emt_demo/hub
            rank a run's checkpoints (RE metric)  atomforge eval select data=silicon_re run=runs/esen_xs-silicon_re
   export   DeepSpeed checkpoint -> hub folder   atomforge export run=runs/esen_xs-emt_demo out=hub/my-model
+           publish a folder                     atomforge export push out=hub/my-model repo=user/my-model
   models   print the size ladder                atomforge models
   plan     per-rank memory per ZeRO stage       atomforge plan model=esen_l world_size=16 train.max_atoms=512 gpu_gib=80
   demo     the whole chain on the embedded EMT default, 2 ranks
@@ -23,7 +24,8 @@ stages:
 Set ATOMFORGE_DEBUG=1 for full tracebacks."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema"), "eval": ("run", "split", "out"), "plan": ("gpu_gib",)}  # bare keys of a stage -> <stage>.<key>
+STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema", "fairchem", "repo", "private"), "eval": ("run", "split", "out"),
+              "plan": ("gpu_gib",)}  # bare keys of a stage -> <stage>.<key>
 
 
 class UsageError(Exception):
@@ -81,13 +83,20 @@ def stage_train(cfg: dict, args: list[str]) -> None:
 
 
 def stage_export(cfg: dict, args: list[str]) -> None:
-    from pipeline.export.hub import export
+    from pipeline.export.hub import export, push
 
     e = cfg["export"]
+    if args and args[0] == "push":  # atomforge export push out=<folder> repo=<user/name>
+        if not e.get("repo"):
+            raise UsageError("export push needs repo=<user/name> (and out=<exported folder>)")
+        print(f"pushed: {push(e['out'], e['repo'], private=bool(e.get('private')))}")
+        return
+    if args:
+        raise UsageError(f"unknown export action {args[0]!r}; expected `atomforge export` or `atomforge export push`")
     if not Path(e["run"]).is_dir():
         raise UsageError(f"run directory not found: {e['run']}")
-    out = export(e["run"], e["out"], checkpoint=str(e["checkpoint"]), ema=bool(e["ema"]))
-    print(f"exported: {out} (config.json, model.safetensors, README.md)")
+    out = export(e["run"], e["out"], checkpoint=str(e["checkpoint"]), ema=bool(e["ema"]), fairchem=bool(e.get("fairchem", True)))
+    print(f"exported: {out} (config.json, model.safetensors, README.md{', inference_ckpt.pt' if e.get('fairchem', True) else ''})")
 
 
 def stage_eval(cfg: dict, args: list[str]) -> None:

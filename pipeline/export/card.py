@@ -1,26 +1,21 @@
 """README.md model card with YAML front matter, as model hubs read it."""
 from __future__ import annotations
 
+import yaml
 from ase.data import chemical_symbols
 
 
 def model_card(cfg: dict) -> str:
     els = [chemical_symbols[z] for z in cfg["elements"]]
     metrics = cfg.get("metrics") or {}
-    mlines = "\n".join(f"  - name: {k}\n    value: {v:.6g}" for k, v in metrics.items() if isinstance(v, (int, float)))
-    front = f"""---
-library_name: atomforge
-license: mit
-tags:
-  - interatomic-potential
-  - equivariant
-  - {cfg['ladder_name']}
-datasets:
-  - {cfg['dataset'].get('name')}
-metrics:
-{mlines if mlines else '  []'}
----
-"""
+    nums = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    meta = {"library_name": "atomforge", "license": "mit",
+            "tags": ["interatomic-potential", "equivariant", "fairchem", cfg["ladder_name"]] + els,
+            "datasets": [str(cfg["dataset"].get("name"))],
+            "metrics": sorted(nums)}
+    if cfg.get("parent"):
+        meta["base_model"] = str(cfg["parent"].get("name"))
+    front = "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
     table = "\n".join(f"| {k} | {v:.6g} |" for k, v in metrics.items() if isinstance(v, (int, float))) or "| (none recorded) | |"
     return front + f"""
 # {cfg['name']}
@@ -32,7 +27,8 @@ An interatomic potential ({cfg['ladder_name']}, {cfg['architecture']['force_mode
 - Units: energy eV, forces eV/Å, stress eV/Å^3 (ASE sign convention)
 - Training data: `{cfg['dataset'].get('name')}` (content hash `{str(cfg['dataset'].get('content_hash'))[:16]}`), {cfg['dataset'].get('counts')}
 - Training: {cfg['training']['steps']} steps, ZeRO-{cfg['training']['zero_stage']}, {cfg['training']['world_size']} ranks, EMA weights: {cfg['training']['ema']}
-- Parent model: {cfg['parent']['name'] if cfg.get('parent') else 'none (trained from scratch)'}
+- Parent model: {_parent(cfg)}
+- Weights: `model.safetensors`, sha256 `{cfg.get('weights_sha256', '')}`
 
 ## Metrics
 
@@ -48,6 +44,14 @@ atoms.calc = calculator("path/to/this/folder")
 atoms.get_potential_energy(); atoms.get_forces()
 ```
 
+With fairchem directly (`inference_ckpt.pt`, when exported):
+
+```python
+from fairchem.core.units.mlip_unit import load_predict_unit
+from fairchem.core.calculate.ase_calculator import FAIRChemCalculator
+atoms.calc = FAIRChemCalculator(load_predict_unit("path/to/this/folder/inference_ckpt.pt", device="cpu"), task_name="omat")
+```
+
 ## Intended use and limits
 
 For atomistic simulation of systems made of the elements above, close to the configurations in the
@@ -55,3 +59,10 @@ training data. Predictions for other elements are refused. Outside the training 
 (other phases, high pressure, molecules, surfaces it never saw) errors can be large and are not
 estimated by the model; check against reference calculations before production use.
 """
+
+
+def _parent(cfg: dict) -> str:
+    p = cfg.get("parent")
+    if not p:
+        return "none (trained from scratch)"
+    return f"fine-tuned from `{p.get('name')}` ({p.get('path')}, weights sha256 `{p.get('weights_sha256')}`)"

@@ -14,6 +14,8 @@ from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 from pipeline.models.config import ModelConfig
 
 FORMAT_VERSION = 1
+FAIRCHEM_CKPT = "inference_ckpt.pt"
+ROUND_TRIP_TOL = 1e-6
 UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign convention)"}
 
 
@@ -25,17 +27,24 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True, metrics: dict | None = None) -> Path:
+def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True, metrics: dict | None = None,
+           fairchem: bool = True) -> Path:
+    """Consolidate a run's checkpoint into a hub folder; with `fairchem`, also `inference_ckpt.pt` for fairchem's loaders."""
     ck = find_checkpoint(run_dir, checkpoint)
     rec = json.loads((ck / "config.json").read_text())
     sd = consolidated_state_dict(ck, ema=ema)
+    # each tensor in the dtype the model declares, whatever the ZeRO stage saved it in (exports compare bit for bit)
+    dtypes = {k: v.dtype for k, v in ModelConfig(**rec["train"]["model"]).build().state_dict().items()}
+    sd = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in sd.items()}
     out_p = Path(out)
     tmp = out_p.with_name(out_p.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt", "atomforge_format_version": str(FORMAT_VERSION)})
+    # sorted names: safetensors keeps insertion order among equal-sized tensors, and the checksum must not depend on it
+    save_file(dict(sorted(sd.items())), str(tmp / "model.safetensors"), metadata={"format": "pt"})  # one key: a Rust HashMap orders several at random, changing the checksum
     train, card = rec["train"], rec["card"]
+    refs = rec.get("element_references") or card["element_references"]
     mcfg = ModelConfig(**train["model"])
     from pipeline.models.ladder import backbone_kwargs
 
@@ -56,23 +65,56 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
         "backbone": {k: v for k, v in bb.items() if isinstance(v, (int, float, str, bool))},
         "cutoff": bb["cutoff"],
         "max_neighbors": bb["max_neighbors"],
-        "elements": sorted(int(z) for z, v in card["element_references"].items()),
-        "element_references": card["element_references"],
-        "energy_scale": card.get("force_rms") or 1.0,
+        "elements": sorted(int(z) for z in refs),
+        "element_references": refs,
+        "energy_scale": rec.get("energy_scale") or card.get("force_rms") or 1.0,
         "units": UNITS,
         "dataset": {k: card.get(k) for k in ("name", "content_hash", "counts", "units")},
         "training": {"steps": state["step"], "checkpoint": ck.name, "ema": ema, "world_size": rec.get("world_size"),
                      "zero_stage": train["deepspeed"]["stage"], "bf16": train["deepspeed"]["bf16"]},
-        "metrics": metrics or {},
+        "metrics": metrics or _eval_metrics(run_dir),
         "parent": parent,
         "weights_sha256": _sha256(tmp / "model.safetensors"),
     }
+    model = mcfg.build(config["element_references"], config["energy_scale"])
+    model.load_state_dict(sd, strict=True)
+    config["round_trip"] = _round_trip(model.eval(), run_dir, state["step"], ema)
+    if fairchem:
+        from pipeline.export.fairchem_ckpt import write_inference_checkpoint
+
+        write_inference_checkpoint(model, tmp / FAIRCHEM_CKPT)
+        config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": _sha256(tmp / FAIRCHEM_CKPT), "task_name": "omat"}
     (tmp / "config.json").write_text(json.dumps(config, indent=1))
     (tmp / "README.md").write_text(model_card(config))
     if out_p.exists():
         shutil.rmtree(out_p)
     tmp.rename(out_p)
     return out_p
+
+
+def _eval_metrics(run_dir: str) -> dict:
+    """Headline numbers of `atomforge eval` (rare-event metrics included) when the run has a report."""
+    for rep in sorted(Path(run_dir).glob("eval*/report.json")):
+        r = json.loads(rep.read_text())
+        flat = {}
+        for group, vals in r.items():
+            if isinstance(vals, dict) and group in ("all", "rare_event", "re"):
+                flat.update({f"{k}" if group == "all" else f"{group}_{k}": v for k, v in vals.items() if isinstance(v, (int, float))})
+        return flat
+    return {}
+
+
+def _round_trip(model, run_dir: str, step: int, ema: bool) -> dict | None:
+    """Compare with the EMA predictions recorded at the end of training; refuse an export that does not match."""
+    from pipeline.export.verify import PREDICTIONS, compare
+
+    rec = Path(run_dir) / PREDICTIONS
+    if not (ema and rec.is_file() and json.loads(rec.read_text()).get("step") == step):
+        return None
+    rel = compare(model, run_dir)
+    if rel > ROUND_TRIP_TOL:
+        raise RuntimeError(f"exported weights do not reproduce the trained EMA model (relative difference {rel:.2e})")
+    return {"max_relative_difference": rel, "tolerance": ROUND_TRIP_TOL}
 
 
 def read_config(path: str | Path) -> dict:
@@ -100,9 +142,26 @@ def load_state(path: str | Path, verify: bool = True) -> tuple[dict, dict]:
     return cfg, load_file(str(w))
 
 
+def resolve(name_or_path: str | Path) -> Path:
+    """A local folder, or a hub repository id fetched with huggingface_hub (cached; offline: the cache only)."""
+    p = Path(name_or_path)
+    if p.exists() or str(name_or_path).startswith((".", "/")) or str(name_or_path).count("/") != 1:
+        return p
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id=str(name_or_path), allow_patterns=["config.json", "model.safetensors", "README.md"]))
+    except LocalEntryNotFoundError as e:
+        raise FileNotFoundError(f"{name_or_path} is neither a local folder nor a hub repository in the cache, "
+                                f"and the hub cannot be reached (offline?)") from e
+    except Exception as e:  # noqa: BLE001 - network, auth, unknown repo: one clear line
+        raise FileNotFoundError(f"{name_or_path} is not a local folder and could not be fetched from the hub: {e}") from e
+
+
 def load(path: str | Path, device: str = "cpu"):
-    """The Potential in eval mode, offline; no pickle is read."""
-    cfg, sd = load_state(path)
+    """The Potential in eval mode from a folder or hub repository id; no pickle is read."""
+    cfg, sd = load_state(resolve(path))
     model = ModelConfig(**cfg["architecture"]).build(cfg["element_references"], cfg["energy_scale"])
     model.load_state_dict(sd, strict=True)
     model.hub_config = cfg
@@ -112,10 +171,26 @@ def load(path: str | Path, device: str = "cpu"):
 from_pretrained = load
 
 
-def load_weights_into(model: torch.nn.Module, path: str | Path):
-    """Start a training model from an exported folder (fine-tuning); shapes must match."""
-    _, sd = load_state(path)
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    if unexpected:
-        raise ValueError(f"exported weights do not fit this model: unexpected {unexpected[:3]}")
-    return missing
+def push(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Publish an exported folder with huggingface_hub; needs network and a token (HF_TOKEN or `hf auth login`)."""
+    from huggingface_hub import HfApi, get_token
+
+    cfg, _ = load_state(folder)  # refuse to publish a broken folder
+    token = token or get_token()
+    if not token:
+        raise PermissionError("no Hugging Face token: set HF_TOKEN or run `hf auth login` before `atomforge export push`")
+    if _offline():
+        raise ConnectionError("the hub is unreachable (HF_HUB_OFFLINE is set): cannot push")
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=f"atomforge export {cfg['name']}")
+    except Exception as e:  # noqa: BLE001 - network/auth errors become one line
+        raise ConnectionError(f"push to {repo_id} failed: {e}") from e
+    return str(getattr(info, "commit_url", info))
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)

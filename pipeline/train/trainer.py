@@ -137,6 +137,10 @@ class Trainer:
         import deepspeed
 
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if tc.freeze_backbone_steps:
+            from pipeline.export.finetune import param_groups
+
+            params = param_groups(self.model)
         sched = partial(warmup_cosine, total=tc.steps, warmup=tc.warmup_steps, min_ratio=tc.min_lr_ratio)
         self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc),
                                                              lr_scheduler=sched)
@@ -155,17 +159,17 @@ class Trainer:
 
     def _build_model(self):
         tc = self.tc
+        if tc.init_from and not (Path(tc.init_from) / "ema.pt").is_file():  # an exported folder (fine-tuning)
+            from pipeline.export.finetune import build_from_parent
+
+            return build_from_parent(tc, self.card).to(self.dev)
         refs = self.card["element_references"]
         scale = self.card.get("force_rms") or 1.0
         model = tc.model.build(refs, scale)
-        if tc.init_from and (Path(tc.init_from) / "ema.pt").is_file():  # a training checkpoint (two-stage recipe)
+        if tc.init_from:  # a training checkpoint (two-stage recipe: direct, then conservative forces)
             from pipeline.models.transfer import load_checkpoint_weights
 
             load_checkpoint_weights(model, tc.init_from)
-        elif tc.init_from:
-            from pipeline.export.hub import load_weights_into
-
-            load_weights_into(model, tc.init_from)
         return model.to(self.dev)
 
     def batch_to(self, batch):
@@ -185,6 +189,10 @@ class Trainer:
             self.engine.backward(loss, scale_wrt_gas=False)  # already a share of the step's mean
             if self.engine.is_gradient_accumulation_boundary() and tc.deepspeed.stage == 0 and not tc.deepspeed.bf16:
                 grad_norm = _grad_norm(self.engine.module)  # DeepSpeed reports none without ZeRO
+            if self.step < tc.freeze_backbone_steps:
+                from pipeline.export.finetune import hold_backbone
+
+                hold_backbone(self.engine.optimizer)
             self.engine.step()
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
@@ -224,7 +232,10 @@ class Trainer:
 
     def config_record(self) -> dict:
         return {"train": self.tc.to_dict(), "card": {k: self.card.get(k) for k in ("name", "content_hash", "element_references",
-                "force_rms", "avg_num_neighbors", "elements", "counts", "units", "cutoff")}, "world_size": self.world}
+                "force_rms", "avg_num_neighbors", "elements", "counts", "units", "cutoff")}, "world_size": self.world,
+                # what the model applies (a fine-tune may differ from the card): exports rebuild exactly this
+                "element_references": {str(z): float(self.model.element_refs[z]) for z in self.model.elements},
+                "energy_scale": self.model.energy_scale}
 
     def memory_mb(self) -> float:
         if torch.cuda.is_available():
@@ -264,6 +275,8 @@ class Trainer:
                 logger.log({"step": self.step, **final, "final": True})
         if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
             self.save()
+        if tc.final_predictions and self.step >= tc.steps:
+            self.record_final_predictions()
         if logger:
             logger.close()
         steps_done = torch.tensor([self.step], dtype=torch.long)
@@ -272,6 +285,16 @@ class Trainer:
         if self.rank == 0:
             (self.run_dir / "ranks.json").write_text(json.dumps({"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}))
         return last
+
+    def record_final_predictions(self):
+        """The EMA model's predictions on a few val structures, for checking exports against (collective)."""
+        full = self.ema.full_state_dict()
+        if self.rank != 0:
+            return
+        from pipeline.export.verify import record_predictions
+
+        buffers = {n: b.detach().cpu() for n, b in self.engine.module.named_buffers()}
+        record_predictions(self.tc, self.model, {**buffers, **full}, self.run_dir / "final_predictions.json", self.step)
 
     def close(self):
         self.engine.destroy()
