@@ -51,7 +51,8 @@ class TrainConfig:
     wandb_project: str = "atomforge"
     progress: bool = True
     stop_after: int = 0  # >0: stop (as if preempted) after this step, checkpoint written
-    dist_timeout_s: int = 600
+    dist_timeout_s: int = 600  # a collective waiting longer than this on a lost rank fails the job
+    max_bad_losses: int = 5  # NaN/inf losses in a row that stop the run (each one is skipped and counted)
     init_from: str = ""  # an exported model folder to start from (fine-tuning)
 
     def to_dict(self) -> dict:

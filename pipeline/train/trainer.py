@@ -18,8 +18,10 @@ from tqdm import tqdm
 
 from pipeline.data.loader import LoaderConfig, make_loader
 from pipeline.train import checkpoint as ckpt
+from pipeline.train import faults, signals
 from pipeline.train.config import TrainConfig
 from pipeline.train.ema import EMA
+from pipeline.train.guard import LossGuard
 from pipeline.train.logger import MetricsLogger
 from pipeline.train.losses import loss_terms
 
@@ -117,6 +119,7 @@ class BatchStream:
 
 class Trainer:
     def __init__(self, tc: TrainConfig):
+        self.preemption = signals.Preemption()  # first: a signal during start-up must not be lost
         self.tc = tc
         self.run_dir = Path(tc.run_dir)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -144,6 +147,9 @@ class Trainer:
             self.step = state["step"]
             loader_state = state["loader"]
         self.stream = BatchStream(lcfg, self.rank, self.world, **loader_state)
+        self.guard = LossGuard(tc.max_bad_losses, (state or {}).get("nonfinite_skipped", 0))
+        if self.rank == 0:
+            signals.clear(self.run_dir)
 
     def _build_model(self):
         tc = self.tc
@@ -162,12 +168,18 @@ class Trainer:
     def train_step(self) -> dict:
         """One optimizer step: grad_accum micro-batches."""
         totals: dict[str, float] = {}
-        atoms = 0
-        for _ in range(self.tc.grad_accum):
+        atoms = samples = 0
+        done = 0
+        while done < self.tc.grad_accum:
             batch = self.batch_to(next(self.stream))
             pred = self.engine(batch)
             terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale)
             loss = self.tc.energy_coef * terms["energy"] + self.tc.force_coef * terms["forces"] + self.tc.stress_coef * terms.get("stress", 0.0)
+            loss = faults.poison_loss(loss, self.step + 1)
+            if not self.guard.ok(loss, self.step):  # skipped on every rank; a fresh batch takes its place
+                continue
+            done += 1
+            samples += int(len(batch["natoms"]))
             self.engine.backward(loss)
             self.engine.step()
             for k, v in terms.items():
@@ -179,6 +191,7 @@ class Trainer:
         gn = self.engine.get_global_grad_norm()
         totals["grad_norm"] = float(gn) if gn is not None else float("nan")
         totals["atoms"] = atoms
+        totals["samples"] = samples
         return totals
 
     @torch.no_grad()
@@ -203,7 +216,7 @@ class Trainer:
                 "val_force_mae": sums[2].item() / max(sums[3].item(), 1)}
 
     def save(self):
-        state = {"step": self.step, "loader": self.stream.state()}
+        state = {"step": self.step, "loader": self.stream.state(), **self.guard.state()}
         ckpt.save(self.engine, self.ckpt_root, self.step, state, self.ema, self.config_record(), self.tc.keep_last)
 
     def config_record(self) -> dict:
@@ -225,10 +238,12 @@ class Trainer:
             t0 = time.perf_counter()
             m = self.train_step()
             dt = time.perf_counter() - t0
-            atoms = torch.tensor([m.pop("atoms")], dtype=torch.float64)
-            dist.all_reduce(atoms)
+            counts = torch.tensor([m.pop("atoms"), m.pop("samples")], dtype=torch.float64)
+            dist.all_reduce(counts)
+            atoms = counts[0]
             row = {"step": self.step, **m, "lr": self.sched.get_last_lr()[0] if self.sched else tc.lr,
                    "atoms_per_s": atoms.item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
+                   "samples": int(counts[1].item()), "nonfinite_skipped": self.guard.skipped,
                    "epoch": self.stream.epoch, "rank_steps": self.step}
             if tc.eval_every and self.step % tc.eval_every == 0:
                 row.update(self.validate())
@@ -239,6 +254,16 @@ class Trainer:
             if tc.ckpt_every and self.step % tc.ckpt_every == 0:
                 self.save()
             last = row
+            if self.preemption.agreed():  # every rank finished this step: checkpoint, then exit for requeue
+                if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
+                    self.save()
+                if self.rank == 0:
+                    signals.mark(self.run_dir, self.step, self.preemption.signum)
+                    log.warning("preempted after step %d: checkpoint written, exiting for requeue", self.step)
+                bar.close()
+                if logger:
+                    logger.close()
+                return last
         bar.close()
         if self.step >= tc.steps:
             final = self.validate()
