@@ -88,12 +88,12 @@ def test_sweep_array_runs_with_a_concurrency_limit(slurm, emt_dataset, tmp_path,
     from pipeline.train.submit import submit_array
 
     monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
-    runs = [TrainConfig.from_dict({"run_dir": str(tmp_path / f"r{i}"), "data_root": str(emt_dataset), "steps": 1,
-                                   "max_atoms": 64, "wandb": False, "progress": False, "ckpt_every": 0, "warmup_steps": 0,
+    runs = [TrainConfig.from_dict({"run_dir": str(tmp_path / f"r{i}"), "data_root": str(emt_dataset), "steps": 2,
+                                   "max_atoms": 64, "wandb": False, "progress": False, "ckpt_every": 0, "warmup_steps": 1,
                                    "seed": i}) for i in range(2)]
     job = submit_array(runs, {"max_concurrent": 1, "time": "00:10:00"}, tmp_path / "configs.txt")
     assert slurm.job(job)["ArrayTaskThrottle"] == "1"
     tasks = [wait(slurm, f"{job}_{i}", lambda i: i["JobState"] == "COMPLETED") for i in range(2)]
     first, second = sorted(tasks, key=lambda t: t["StartTime"])
     assert second["StartTime"] >= first["EndTime"], "the limit of 1 was not respected"
-    assert all((tmp_path / f"r{i}" / "checkpoints" / "step_00000001" / "COMPLETE").is_file() for i in range(2))
+    assert all((tmp_path / f"r{i}" / "checkpoints" / "step_00000002" / "COMPLETE").is_file() for i in range(2))
