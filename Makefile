@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast slurm-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,8 +16,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/atomforge demo
 
+# SLURM and munge for tests/slurm (Debian packages; the tests start and stop their own daemons).
+slurm-deps:
+	@command -v slurmctld >/dev/null && command -v munged >/dev/null || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-wlm munge)
+
 # Whole suite, `slow` (multi-process, end-to-end) tests included.
-test: $(STAMP)
+test: $(STAMP) slurm-deps
 	$(PY) -m pytest -v
 
 test-fast: $(STAMP)

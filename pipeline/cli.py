@@ -76,7 +76,15 @@ def stage_train(cfg: dict, args: list[str]) -> None:
     from pipeline.train.launch import launch
 
     tc = train_config(cfg)
+    if cfg.get("cluster", {}).get("launcher") == "slurm":
+        from pipeline.train.submit import submit
+
+        job = submit(tc, cfg["cluster"])
+        print(f"submitted SLURM job {job}: {tc.run_dir}/slurm-{job}.out; requeues resume from the newest checkpoint")
+        return
     rc = launch(tc)
+    if rc == 75:
+        raise UsageError(f"preempted: checkpoint written in {tc.run_dir}/checkpoints; rerun the same command to resume")
     if rc != 0:
         raise UsageError(f"training failed (exit code {rc}); see the rank logs above and {tc.run_dir}")
     print(f"run: {tc.run_dir} (checkpoints/, metrics.jsonl, wandb/)")

@@ -41,22 +41,37 @@ def set_rng_state(state: dict):
     random.setstate(state["python"])
 
 
+class CheckpointError(RuntimeError):
+    pass
+
+
 def save(engine, root: Path, step: int, trainer_state: dict, ema, config: dict, keep_last: int):
     rank = dist.get_rank()
     tag = tag_for(step)
     tmp_tag = f"tmp-{tag}"
-    if rank == 0 and (root / tmp_tag).exists():
-        shutil.rmtree(root / tmp_tag)
-    dist.barrier()
-    engine.save_checkpoint(str(root), tag=tmp_tag, client_state={"trainer": trainer_state}, save_latest=False)
-    d = root / tmp_tag
-    torch.save(rng_state(), d / f"rng_rank{rank}.pt")
-    torch.save(ema.state_dict(), d / f"ema_rank{rank}.pt")
-    full = ema.full_state_dict()  # collective
     if rank == 0:
-        torch.save(full, d / "ema.pt")
-        (d / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1))
-        (d / "config.json").write_text(json.dumps(config, indent=1))
+        for stale in root.glob("tmp-step_*") if root.is_dir() else []:  # left by a kill mid-write
+            shutil.rmtree(stale, ignore_errors=True)
+    dist.barrier()
+    d = root / tmp_tag
+    try:
+        engine.save_checkpoint(str(root), tag=tmp_tag, client_state={"trainer": trainer_state}, save_latest=False)
+        torch.save(rng_state(), d / f"rng_rank{rank}.pt")
+        torch.save(ema.state_dict(), d / f"ema_rank{rank}.pt")
+        full = ema.full_state_dict()  # collective
+        if rank == 0:
+            torch.save(full, d / "ema.pt")
+            (d / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1))
+            (d / "config.json").write_text(json.dumps(config, indent=1))
+    except Exception as e:  # a full disk surfaces as OSError or torch's "file write failed" RuntimeError
+        shutil.rmtree(d, ignore_errors=True)  # give the space back; the previous checkpoint is untouched
+        prev = complete_checkpoints(root)
+        free = shutil.disk_usage(root).free if root.is_dir() else 0
+        raise CheckpointError(f"checkpoint {tag} not written ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}; "
+                              f"{free / 2**20:.1f} MiB free in {root}); kept {prev[-1].name if prev else 'no earlier checkpoint'}") from e
+    from pipeline.train import faults
+
+    faults.in_save(step, rank)
     dist.barrier()
     if rank == 0:
         final = root / tag
@@ -84,16 +99,27 @@ def load_newest(engine, root: Path, ema, explicit: str | None = None) -> dict | 
     rank = dist.get_rank()
     candidates = [Path(explicit)] if explicit else list(reversed(complete_checkpoints(root)))
     for ck in candidates:
+        error = None
         try:
             path, client = engine.load_checkpoint(str(ck.parent), tag=ck.name, load_module_strict=True)
             if path is None:
                 raise RuntimeError("DeepSpeed found nothing to load")
             ema.load_state_dict(torch.load(ck / f"ema_rank{rank}.pt", weights_only=False))
             set_rng_state(torch.load(ck / f"rng_rank{rank}.pt", weights_only=False))
-            log.info("resumed from %s", ck)
-            return client["trainer"]
         except Exception as e:  # noqa: BLE001 - any broken file means: try the previous one
+            error = e
+        if not _all_ok(error is None):  # every rank resumes from the same step, or none does
             if explicit:
-                raise RuntimeError(f"cannot resume from {ck}: {e}") from e
-            log.warning("skipping unreadable checkpoint %s: %s", ck, e)
+                raise RuntimeError(f"cannot resume from {ck}: {error or 'unreadable on another rank'}") from error
+            log.warning("skipping unreadable checkpoint %s: %s", ck, error or "unreadable on another rank")
+            continue
+        log.info("resumed from %s", ck)
+        return client["trainer"]
     return None
+
+
+def _all_ok(ok: bool) -> bool:
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())

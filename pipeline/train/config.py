@@ -67,7 +67,8 @@ class TrainConfig:
     wandb_project: str = "atomforge"
     progress: bool = True
     stop_after: int = 0  # >0: stop (as if preempted) after this step, checkpoint written
-    dist_timeout_s: int = 600
+    dist_timeout_s: int = 600  # a collective waiting longer than this on a lost rank fails the job
+    max_bad_losses: int = 5  # NaN/inf losses in a row that stop the run (each one is skipped and counted)
     init_from: str = ""  # an exported model folder (fine-tuning) or a checkpoint directory (two-stage recipe)
     init_reinit_heads: bool = False  # fine-tuning: keep the parent's backbone, fresh output heads
     init_refs: str = "refit"  # fine-tuning: "refit" (the new data's element references) | "parent"
@@ -75,15 +76,13 @@ class TrainConfig:
     final_predictions: int = 4  # val structures whose EMA-model predictions go to final_predictions.json (0: none)
 
     def __post_init__(self):
+        check_supported(self)
+        if self.grad_accum < 1:
+            raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
         if self.init_refs not in ("refit", "parent"):
             raise ValueError(f"init_refs must be 'refit' or 'parent', got {self.init_refs!r}")
         if (self.init_reinit_heads or self.freeze_backbone_steps or self.init_refs != "refit") and not self.init_from:
             raise ValueError("init_reinit_heads, init_refs and freeze_backbone_steps need init_from=<exported model folder>")
-
-    def __post_init__(self):
-        check_supported(self)
-        if self.grad_accum < 1:
-            raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
 
     def to_dict(self) -> dict:
         return asdict(self)

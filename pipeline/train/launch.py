@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,18 +15,20 @@ def launch(tc: TrainConfig) -> int:
     cfg_path = run_dir / "train_config.json"
     cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
     if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:  # already a rank under torchrun
+        from pipeline.train.signals import EXIT_REQUEUE, preempted
         from pipeline.train.worker import run
 
         run(tc)
-        return 0
+        return EXIT_REQUEUE if preempted(run_dir) else 0
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // tc.world_size)))
     if not _has_cuda():
         env.setdefault("DS_ACCELERATOR", "cpu")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(tc.world_size),
-           "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0", "--max_restarts", "0",
-           "-m", "pipeline.train.worker", str(cfg_path)]
-    return subprocess.call(cmd, env=env)
+    from pipeline.train.node import run_node
+
+    args = ["--nproc_per_node", str(tc.world_size), "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0",
+            "--max_restarts", "0"]
+    return run_node(args, str(cfg_path), env)  # 75: preempted, checkpoint written
 
 
 def _has_cuda() -> bool:

@@ -19,8 +19,10 @@ from tqdm import tqdm
 
 from pipeline.data.loader import LoaderConfig, make_loader
 from pipeline.train import checkpoint as ckpt
+from pipeline.train import faults, signals
 from pipeline.train.config import TrainConfig
 from pipeline.train.ema import EMA
+from pipeline.train.guard import LossGuard
 from pipeline.train.logger import MetricsLogger
 from pipeline.train.losses import counts, loss_terms
 from pipeline.train.schedule import warmup_cosine
@@ -123,6 +125,7 @@ class BatchStream:
 
 class Trainer:
     def __init__(self, tc: TrainConfig):
+        self.preemption = signals.Preemption()  # first: a signal during start-up must not be lost
         self.tc = tc
         self.run_dir = Path(tc.run_dir)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -156,6 +159,9 @@ class Trainer:
             self.step = state["step"]
             loader_state = state["loader"]
         self.stream = BatchStream(lcfg, self.rank, self.world, **loader_state)
+        self.guard = LossGuard(tc.max_bad_losses, (state or {}).get("nonfinite_skipped", 0))
+        if self.rank == 0:
+            signals.clear(self.run_dir)
 
     def _build_model(self):
         tc = self.tc
@@ -182,10 +188,18 @@ class Trainer:
         step_counts = sum(counts(b) for b in batches)
         totals: dict[str, float] = {}
         grad_norm = None
-        for batch in batches:
+        samples = 0
+        queue = list(batches)
+        while queue:
+            batch = queue.pop(0)
             pred = self.engine(batch)
             terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale, step_counts)
             loss = tc.energy_coef * terms["energy"] + tc.force_coef * terms["forces"] + tc.stress_coef * terms.get("stress", 0.0)
+            loss = faults.poison_loss(loss, self.step + 1)
+            if not self.guard.ok(loss, self.step):  # skipped on every rank; a fresh batch takes its place
+                queue.append(self.batch_to(next(self.stream)))  # (normalised by the step's original counts)
+                continue
+            samples += int(len(batch["natoms"]))
             self.engine.backward(loss, scale_wrt_gas=False)  # already a share of the step's mean
             if self.engine.is_gradient_accumulation_boundary() and tc.deepspeed.stage == 0 and not tc.deepspeed.bf16:
                 grad_norm = _grad_norm(self.engine.module)  # DeepSpeed reports none without ZeRO
@@ -203,6 +217,7 @@ class Trainer:
             grad_norm = self.engine.get_global_grad_norm()
         totals["grad_norm"] = float(grad_norm) if grad_norm is not None else float("nan")
         totals["atoms"] = int(sum(int(b["natoms"].sum()) for b in batches))
+        totals["samples"] = samples
         return totals
 
     @torch.no_grad()
@@ -227,7 +242,7 @@ class Trainer:
                 "val_force_mae": sums[2].item() / max(sums[3].item(), 1)}
 
     def save(self):
-        state = {"step": self.step, "loader": self.stream.state()}
+        state = {"step": self.step, "loader": self.stream.state(), **self.guard.state()}
         ckpt.save(self.engine, self.ckpt_root, self.step, state, self.ema, self.config_record(), self.tc.keep_last)
 
     def config_record(self) -> dict:
@@ -253,10 +268,12 @@ class Trainer:
             t0 = time.perf_counter()
             m = self.train_step()
             dt = time.perf_counter() - t0
-            atoms = torch.tensor([m.pop("atoms")], dtype=torch.float64)
-            dist.all_reduce(atoms)
+            counts = torch.tensor([m.pop("atoms"), m.pop("samples")], dtype=torch.float64)
+            dist.all_reduce(counts)
+            atoms = counts[0]
             row = {"step": self.step, **m, "lr": lr,
                    "atoms_per_s": atoms.item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
+                   "samples": int(counts[1].item()), "nonfinite_skipped": self.guard.skipped,
                    "epoch": self.stream.epoch, "rank_steps": self.step}
             if tc.eval_every and self.step % tc.eval_every == 0:
                 row.update(self.validate())
@@ -267,6 +284,16 @@ class Trainer:
             if tc.ckpt_every and self.step % tc.ckpt_every == 0:
                 self.save()
             last = row
+            if self.preemption.agreed():  # every rank finished this step: checkpoint, then exit for requeue
+                if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
+                    self.save()
+                if self.rank == 0:
+                    signals.mark(self.run_dir, self.step, self.preemption.signum)
+                    log.warning("preempted after step %d: checkpoint written, exiting for requeue", self.step)
+                bar.close()
+                if logger:
+                    logger.close()
+                return last
         bar.close()
         if self.step >= tc.steps:
             final = self.validate()

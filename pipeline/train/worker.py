@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import torch.distributed as dist
@@ -28,9 +29,18 @@ def run(tc: TrainConfig) -> dict:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if "SLURM_STEP_ID" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
+        sys.exit("atomforge: error: ranks are started by torchrun (python -m pipeline.train.node), one srun task per node")
     with open(argv[0]) as f:
         tc = TrainConfig.from_dict(json.load(f))
-    run(tc)
+    from pipeline.train.checkpoint import CheckpointError
+    from pipeline.train.guard import NonFiniteLoss
+
+    try:
+        run(tc)
+    except (CheckpointError, NonFiniteLoss) as e:  # expected failures: one clear line, not a traceback per rank
+        print(f"atomforge: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""One node's launcher: `python -m pipeline.train.node [torchrun args] <train_config.json>`.
+
+It runs torchrun (which starts one rank per GPU, or per `--nproc-per-node` on CPU) and makes preemption
+safe: torchrun itself ignores SIGUSR1/SIGTERM (its default would kill the ranks mid-step), and this
+process forwards them to every rank, which finish their step and checkpoint. Exit status 75 means
+"preempted, checkpoint written: run the same command again to resume".
+
+On SLURM there is exactly one task per node (`srun --ntasks-per-node=1`); torchrun does the per-GPU
+fan-out and the c10d rendezvous. Starting one task per GPU is refused, so the two schemes cannot mix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from pipeline.train.signals import EXIT_REQUEUE, PREEMPT_SIGNALS, preempted
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def check_slurm_layout(env=os.environ):
+    """One srun task per node: more tasks than nodes would start torchrun twice on a node."""
+    if "SLURM_STEP_ID" not in env and "SLURM_STEPID" not in env:
+        return
+    tasks, nodes = env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS"), env.get("SLURM_NNODES") or env.get("SLURM_JOB_NUM_NODES")
+    if tasks and nodes and int(tasks) != int(nodes):
+        raise LaunchError(f"srun started {tasks} tasks on {nodes} nodes: use one task per node "
+                          "(srun --ntasks-per-node=1); torchrun starts the per-GPU ranks itself")
+
+
+def _ignore_preempt_signals():
+    for s in PREEMPT_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
+def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None) -> int:
+    env = dict(os.environ if env is None else env)
+    check_slurm_layout(env)
+    env["TORCHELASTIC_SIGNALS_TO_HANDLE"] = "SIGINT,SIGHUP,SIGQUIT"  # SIGTERM is ours: forwarded, not fatal
+    run_dir = Path(json.loads(Path(config_path).read_text())["run_dir"])
+    cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, "-m", "pipeline.train.worker", config_path]
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_ignore_preempt_signals)
+
+    def forward(signum, frame):
+        try:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.send_signal(signum)
+        except psutil.Error:
+            pass  # a rank already gone: torchrun reports it
+
+    old = {s: signal.signal(s, forward) for s in PREEMPT_SIGNALS}
+    try:
+        rc = proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if rc == 0 and preempted(run_dir):
+        return EXIT_REQUEUE
+    return rc
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print("usage: python -m pipeline.train.node [torchrun args] <train_config.json>", file=sys.stderr)
+        return 2
+    try:
+        return run_node(argv[:-1], argv[-1])
+    except LaunchError as e:
+        print(f"atomforge: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
