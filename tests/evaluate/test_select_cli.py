@@ -11,7 +11,7 @@ from pipeline.cli import main
 
 @pytest.fixture(scope="module")
 def run_with_checkpoints(emt_dataset, tmp_path_factory):
-    from conftest import train
+    from helpers import train
 
     return train(tmp_path_factory.mktemp("runs") / "sel", emt_dataset, steps=6, ckpt_every=2, keep_last=5, world_size=1)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import train
+from helpers import train
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import build_dataset, train
+from helpers import build_dataset, train
 
 pytestmark = pytest.mark.slow
 NEW_EMT = {"type": "emt", "elements": ["Cu", "Al"], "per_kind": {"md": 24, "rattle": 16, "strain": 8}}

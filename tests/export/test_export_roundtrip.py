@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import train
+from helpers import train
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from conftest import train
+from helpers import train
 from pipeline.train.config import DeepSpeedConfig, TrainConfig
 
 

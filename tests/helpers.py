@@ -1,0 +1,26 @@
+"""Helpers the tests import (`from helpers import train`): building small real datasets and running real training."""
+from __future__ import annotations
+
+from pathlib import Path
+
+SMALL_EMT = {"type": "emt", "elements": ["Cu", "Al"], "per_kind": {"bulk": 8, "strain": 8, "rattle": 8, "vacancy": 8, "surface": 4, "md": 16}}
+
+
+def build_dataset(out: Path, sources: list[dict], **kw) -> Path:
+    from data_prep.build import BuildConfig, build
+
+    build(BuildConfig(out=str(out), sources=sources, **kw), progress=False)
+    return out
+
+
+def train(run_dir: Path, data_root: Path, **overrides) -> Path:
+    """Run real training (torchrun + DeepSpeed over gloo when world_size > 1); returns the run dir."""
+    from pipeline.train.config import TrainConfig
+    from pipeline.train.launch import launch
+
+    cfg = {"run_dir": str(run_dir), "data_root": str(data_root), "steps": 6, "max_atoms": 128, "wandb": False,
+           "progress": False, "ckpt_every": 0, "warmup_steps": 2, "resume": "auto"}
+    cfg.update(overrides)
+    rc = launch(TrainConfig.from_dict(cfg))
+    assert rc == 0, f"training exited with {rc}"
+    return run_dir
