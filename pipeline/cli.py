@@ -16,7 +16,7 @@ stages:
            rank a run's checkpoints (RE metric)  atomforge eval select data=silicon_re run=runs/esen_xs-silicon_re
   export   DeepSpeed checkpoint -> hub folder   atomforge export run=runs/esen_xs-emt_demo out=hub/my-model
            publish a folder                     atomforge export push out=hub/my-model repo=user/my-model
-  models   print the size ladder                atomforge models
+  models   print the size ladder                atomforge models [flops=true]
   plan     per-rank memory per ZeRO stage       atomforge plan model=esen_l world_size=16 train.max_atoms=512 gpu_gib=80
   demo     the whole chain on the embedded EMT default, 2 ranks
   sweep    scaling-law sweeps (plan, launch, collect, fit)
@@ -25,7 +25,7 @@ Set ATOMFORGE_DEBUG=1 for full tracebacks."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema", "fairchem", "repo", "private"), "eval": ("run", "split", "out"),
-              "plan": ("gpu_gib",)}  # bare keys of a stage -> <stage>.<key>
+              "plan": ("gpu_gib",), "models": ("flops",)}  # bare keys of a stage -> <stage>.<key>
 
 
 class UsageError(Exception):
@@ -136,7 +136,7 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
 def stage_models(cfg: dict, args: list[str]) -> None:
     from pipeline.models.describe import print_ladder
 
-    print_ladder()
+    print_ladder(flops=bool(cfg["models"]["flops"]))
 
 
 def stage_plan(cfg: dict, args: list[str]) -> None:
