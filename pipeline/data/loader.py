@@ -32,7 +32,8 @@ class LoaderConfig:
     num_workers: int = 0
     on_error: str = "raise"  # "raise": error naming shard and key; "skip": drop the sample, count it, log it
     task: str = "omat"
-    # several built datasets: [{"root": ..., "weight": ...}, ...]; weight defaults to the dataset's size
+    # several built datasets: [{"root": ..., "weight": ..., "flag": ...}, ...]; weight defaults to the dataset's
+    # size; "flag" keeps only samples with that manifest flag (the same root twice, once flagged, up-weights them)
     mix: list | None = None
     temperature: float = 1.0  # share_i ~ weight_i^(1/temperature)
     epoch_size: int | None = None  # samples per epoch over the mix (default: sum of the datasets' sizes)
@@ -60,7 +61,8 @@ class ShardBatches(IterableDataset):
             self.roots = [Path(cfg.root)]
         for r in self.roots:
             _check_root(r, cfg.split)
-        indices = [load_index(str(r / "manifest.parquet"), cfg.split, d) for d, r in enumerate(self.roots)]
+        flags = [m.get("flag") for m in cfg.mix] if cfg.mix else [None]
+        indices = [load_index(str(r / "manifest.parquet"), cfg.split, d, f) for d, (r, f) in enumerate(zip(self.roots, flags))]
         if cfg.mix:
             self.plan = mixed_plan(indices, weights, cfg.temperature, rank, world, epoch, cfg.seed, cfg.max_atoms,
                                    cfg.window, cfg.shuffle, cfg.epoch_size)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -27,12 +28,14 @@ class Sample:
     visit: int = 0  # pass over that dataset within the epoch
 
 
-def load_index(manifest_path: str, split: str, dataset: int = 0) -> dict[str, list[Sample]]:
-    """Samples of one split, grouped by shard in on-disk order."""
-    t = pq.read_table(manifest_path, columns=["key", "shard", "index", "n_atoms", "split"])
+def load_index(manifest_path: str, split: str, dataset: int = 0, flag: str | None = None) -> dict[str, list[Sample]]:
+    """Samples of one split (only those carrying manifest flag `flag` if given), grouped by shard in on-disk order."""
+    t = pq.read_table(manifest_path, columns=["key", "shard", "index", "n_atoms", "split", "flags"])
     t = t.filter(pc.equal(t.column("split"), split))
+    if flag is not None:
+        t = t.filter(pa.array([flag in (f or ()) for f in t.column("flags").to_pylist()], type=pa.bool_()))
     if t.num_rows == 0:
-        raise ValueError(f"split {split!r} of {manifest_path} has no samples")
+        raise ValueError(f"split {split!r} of {manifest_path} has no samples{f' flagged {flag!r}' if flag else ''}")
     t = t.sort_by([("shard", "ascending"), ("index", "ascending")])
     out: dict[str, list[Sample]] = {}
     for key, shard, n in zip(t.column("key").to_pylist(), t.column("shard").to_pylist(), t.column("n_atoms").to_pylist()):
@@ -108,7 +111,8 @@ def _mixed_rank_batches(indices, shares, total, rank, world, epoch, seed, max_at
         size = sum(len(v) for v in index.values())
         want_frac = p * total / size  # passes over this dataset this epoch (may be < 1)
         wins, taken, visit = [], 0, 0
-        mine = sum(len(w) for w in rank_windows(index, rank, world, [seed, epoch, d, 0], window, False))
+        # this rank's share of the first pass, dealt exactly as that pass deals it (a shuffled deal differs per rank)
+        mine = sum(len(w) for w in rank_windows(index, rank, world, [seed, epoch, d, 0], window, shuffle))
         quota = int(round(want_frac * mine))
         while taken < quota:
             for w in rank_windows(index, rank, world, [seed, epoch, d, visit], window, shuffle):

@@ -73,6 +73,10 @@ class TrainConfig:
     init_reinit_heads: bool = False  # fine-tuning: keep the parent's backbone, fresh output heads
     init_refs: str = "refit"  # fine-tuning: "refit" (the new data's element references) | "parent"
     freeze_backbone_steps: int = 0  # fine-tuning: the backbone's learning rate is 0 for the first N steps
+    mix: list | None = None  # several built datasets: [{root, weight}], drawn as UMA mixes its datasets
+    mix_temperature: float = 1.0  # share_i ~ weight_i^(1/T)
+    re_upweight: float = 1.0  # structures flagged rare_event are drawn this many times per epoch
+    select_best: bool = False  # at the end, rank checkpoints on val by force RMSE + RE force error (best_checkpoint.json)
     final_predictions: int = 4  # val structures whose EMA-model predictions go to final_predictions.json (0: none)
 
     def __post_init__(self):

@@ -21,6 +21,7 @@ from pipeline.data.loader import LoaderConfig, make_loader
 from pipeline.train import checkpoint as ckpt
 from pipeline.train import faults, signals
 from pipeline.train.config import TrainConfig
+from pipeline.train.data_mix import train_mix
 from pipeline.train.ema import EMA
 from pipeline.train.guard import LossGuard
 from pipeline.train.logger import MetricsLogger
@@ -150,8 +151,10 @@ class Trainer:
         self.ema = EMA(self.engine.module, tc.ema_decay)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.step = 0
+        mix, epoch_size = train_mix(tc.data_root, tc.mix, tc.mix_temperature, tc.re_upweight)
         lcfg = LoaderConfig(root=tc.data_root, split="train", max_atoms=tc.max_atoms, seed=tc.seed,
-                            num_workers=tc.num_workers, window=tc.window)
+                            num_workers=tc.num_workers, window=tc.window, mix=mix, temperature=tc.mix_temperature,
+                            epoch_size=epoch_size)
         state = None if tc.resume == "none" else ckpt.load_newest(self.engine, self.ckpt_root, self.ema,
                                                                    None if tc.resume == "auto" else tc.resume)
         loader_state = {"epoch": 0, "position": 0}
@@ -304,6 +307,11 @@ class Trainer:
             self.save()
         if tc.final_predictions and self.step >= tc.steps:
             self.record_final_predictions()
+        if tc.select_best and self.step >= tc.steps and self.rank == 0:  # the others wait at the gather below
+            from pipeline.evaluate.select import select_checkpoints
+
+            best = select_checkpoints(str(self.run_dir), tc.data_root, split=tc.val_split, progress=False)["best"]
+            log.info("best checkpoint by force RMSE + RE force error on %s: %s", tc.val_split, best)
         if logger:
             logger.close()
         steps_done = torch.tensor([self.step], dtype=torch.long)

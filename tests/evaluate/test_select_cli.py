@@ -13,12 +13,15 @@ from pipeline.cli import main
 def run_with_checkpoints(emt_dataset, tmp_path_factory):
     from helpers import train
 
-    return train(tmp_path_factory.mktemp("runs") / "sel", emt_dataset, steps=6, ckpt_every=2, keep_last=5, world_size=1)
+    return train(tmp_path_factory.mktemp("runs") / "sel", emt_dataset, steps=6, ckpt_every=2, keep_last=5, world_size=1,
+                 select_best=True, val_split="train")
 
 
 @pytest.mark.slow
 def test_select_ranks_checkpoints_and_export_best(run_with_checkpoints, emt_dataset, tmp_path, capsys):
     run = run_with_checkpoints
+    chosen_in_training = json.loads((run / "best_checkpoint.json").read_text())  # train.select_best=true
+    assert chosen_in_training["metric"] == "selection_score" and chosen_in_training["split"] == "train"
     args = [f"data.root={emt_dataset}", f"run={run}"]
     assert main(["eval", "select", *args, "eval.select_split=train"]) == 0
     out = capsys.readouterr().out

@@ -1,0 +1,44 @@
+"""What the training loader draws from: one dataset, a weighted mix, and rare-event structures drawn more often.
+
+Up-weighting reuses the mixer: each dataset appears twice, once whole (weight = its size) and once with only its
+samples flagged `rare_event` (weight = (k - 1) x their count), and the epoch is sized so that every structure is
+seen once and every rare-event structure k times per epoch (the paper's RE-enhanced training, without copying data).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.data.plan import load_index
+
+RE_FLAG = "rare_event"
+
+
+def _count(root: str, flag: str | None = None) -> int:
+    try:
+        return sum(len(v) for v in load_index(str(Path(root) / "manifest.parquet"), "train", 0, flag).values())
+    except ValueError:  # no such samples
+        return 0
+
+
+def train_mix(data_root: str, mix: list | None, temperature: float, re_upweight: float) -> tuple[list | None, int | None]:
+    """(mix entries for LoaderConfig.mix, epoch size) — (None, None) for a plain single dataset."""
+    if re_upweight < 1:
+        raise ValueError(f"re_upweight must be >= 1 (1: no up-weighting), got {re_upweight}")
+    entries = [dict(m) for m in mix] if mix else None
+    if re_upweight == 1:
+        return entries, None
+    if entries and any(m.get("weight") is not None for m in entries):
+        raise ValueError("re_upweight works with size-proportional mixing; drop the explicit mix weights or set re_upweight=1")
+    if temperature != 1.0:
+        raise ValueError("re_upweight needs mix_temperature=1 (each structure once, rare-event ones re_upweight times)")
+    out, total = [], 0
+    for m in entries or [{"root": data_root}]:
+        n, n_re = _count(m["root"]), _count(m["root"], RE_FLAG)
+        out.append({"root": m["root"], "weight": float(n)})
+        total += n
+        if n_re:
+            out.append({"root": m["root"], "weight": (re_upweight - 1.0) * n_re, "flag": RE_FLAG})
+            total += round((re_upweight - 1.0) * n_re)
+    if len(out) == len(entries or [None]):
+        raise ValueError(f"re_upweight={re_upweight} but no training structure is flagged {RE_FLAG!r}")
+    return out, total
