@@ -138,8 +138,8 @@ def run(cfg: dict) -> dict:
         + ", ".join(_describe(x) for x in p["with_si_sources"]) + ". No mlearn Si structure (training or test) is in either mix.", "",
         "## Protocol (no test-set tuning)", "",
         f"- Fractions {', '.join(f'{100 * f:g}%' for f in fractions)} are nested subsets of the training split (a hash of "
-        "each structure, data_prep subset source); the validation split (10% of the training groups) and the test set "
-        "are the same for every fraction.",
+        "each structure, data_prep subset source); the validation split "
+        f"({100 * ft['split'].get('val', 0) / sum(ft['split'].values()):g}% of the training groups) and the test set are the same for every fraction.",
         "- Scratch and fine-tuned runs use the same step count, batch size and schedule (fine-tuning: its own learning rate "
         "from the config, fixed before any run); each fine-tune starts from the exported folder of its pre-trained model "
         f"(`init_from`, `init_refs={ft['init_refs']}`).",
