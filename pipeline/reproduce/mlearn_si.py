@@ -53,7 +53,7 @@ def run(cfg: dict) -> dict:
     best = sel["checkpoints"][sel["best"]]
     body = [
         "Train on the mlearn Si training set, choose the checkpoint on a validation split carved from the training set "
-        "(by group, 10%), evaluate once on the published test set.", "",
+        f"(by group, {100 * d['split'].get('val', 0) / sum(d['split'].values()):g}%), evaluate once on the published test set.", "",
         "## Test errors beside the published table", "", f"Definition (all rows): {DEFINITION}", "",
         *table(["model", "energy MAE (meV/atom)", "force MAE (eV/Å)", "source"], rows), "",
         NOT_RESTATED, "",
