@@ -20,12 +20,14 @@ stages:
   plan     per-rank memory per ZeRO stage       atomforge plan model=esen_l world_size=16 train.max_atoms=512 gpu_gib=80
   demo     the whole chain on the embedded EMT default, 2 ranks
   sweep    scaling-law sweeps (plan, launch, collect, fit)
+  reproduce  a published comparison -> results/<name>/   atomforge reproduce mlearn-si|silicon-re|pretrain-finetune
+           the CI-sized chain (minutes)                 atomforge reproduce mlearn-si smoke=true out=/tmp/r work=/tmp/w
 
 Set ATOMFORGE_DEBUG=1 for full tracebacks."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema", "fairchem", "repo", "private"), "eval": ("run", "split", "out"),
-              "plan": ("gpu_gib",), "models": ("flops",)}  # bare keys of a stage -> <stage>.<key>
+              "plan": ("gpu_gib",), "models": ("flops",), "reproduce": ("smoke", "out", "work")}  # bare keys of a stage -> <stage>.<key>
 
 
 class UsageError(Exception):
@@ -159,8 +161,19 @@ def stage_sweep(cfg: dict, args: list[str]) -> None:
     sweep_main(cfg, args)
 
 
+def stage_reproduce(cfg: dict, args: list[str]) -> None:
+    from pipeline.reproduce import RESULTS, run
+
+    name = cfg["reproduce"]["name"]
+    if name not in RESULTS:
+        raise UsageError(f"configs/reproduce entry names an unknown result {name!r}; expected one of {', '.join(RESULTS)}")
+    run(name, cfg)
+    print(f"result: {cfg['reproduce']['out']}/report.md, metrics.json")
+
+
 STAGES = {"data": stage_data, "train": stage_train, "eval": stage_eval, "export": stage_export,
-          "models": stage_models, "plan": stage_plan, "demo": stage_demo, "sweep": stage_sweep}
+          "models": stage_models, "plan": stage_plan, "demo": stage_demo, "sweep": stage_sweep,
+          "reproduce": stage_reproduce}
 DEMO_DEFAULTS = ["train=demo", "deepspeed=zero2", "world_size=2"]
 
 
@@ -176,6 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in rest if "=" not in a]
     overrides = [a for a in rest if "=" in a]
     overrides = [f"{stage}.{o}" if o.split("=", 1)[0] in STAGE_KEYS.get(stage, ()) else o for o in overrides]
+    if stage == "reproduce":
+        from pipeline.reproduce import RESULTS
+
+        if len(args) != 1 or args[0] not in RESULTS:
+            got = f"{args[0]!r}" if args else "nothing"
+            print(f"atomforge: error: reproduce needs one result name, got {got}; expected one of {', '.join(RESULTS)}",
+                  file=sys.stderr)
+            return 2
+        overrides = [f"reproduce={RESULTS[args[0]][0]}"] + [o for o in overrides if not o.startswith("reproduce=")]
     if stage == "demo":
         given = {o.split("=", 1)[0] for o in overrides}
         overrides = [d for d in DEMO_DEFAULTS if d.split("=", 1)[0] not in given] + overrides

@@ -18,7 +18,7 @@ class Source(Protocol):
 
 
 def make_source(spec: dict) -> Source:
-    """Build a source from its config dict: {"type": "emt"|"mlearn"|"silicon_re"|"extxyz"|"asedb", ...}."""
+    """Build a source from its config dict: {"type": "emt"|"mlearn"|"silicon_re"|"extxyz"|"asedb"|"subset", ...}."""
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind == "emt":
@@ -31,10 +31,12 @@ def make_source(spec: dict) -> Source:
         from data_prep.sources.extxyz import ExtXYZSource as cls
     elif kind == "asedb":
         from data_prep.sources.asedb import AseDBSource as cls
+    elif kind == "subset":  # a deterministic fraction of another source: {"type": "subset", "source": {...}, "fraction": f}
+        from data_prep.sources.subset import SubsetSource as cls
     elif kind == "python":  # a reader of one's own: {"type": "python", "target": "module:Class", ...kwargs}
         cls = _import_target(spec.pop("target", None))
     else:
-        raise ValueError(f"unknown source type {kind!r}; expected one of emt, mlearn, silicon_re, extxyz, asedb, python")
+        raise ValueError(f"unknown source type {kind!r}; expected one of emt, mlearn, silicon_re, extxyz, asedb, subset, python")
     return cls(**spec)
 
 

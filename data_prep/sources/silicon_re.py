@@ -46,7 +46,7 @@ class SiliconRESource:
                     if mesh != self.target:
                         fields[f"forces_{mesh.lower()}"] = np.asarray(forces[i], dtype=np.float64)
                 for k in ("r", "r_v"):
-                    if k in data:
+                    if k in data and data[k][i] is not None:  # None in the bulk-like validation snapshots (no migrating atom)
                         fields[k] = np.asarray(data[k][i], dtype=np.float64)
                 info = {"set": self.path.name, "index": i}
                 for mesh, energies in data["Energies"].items():

@@ -1,0 +1,208 @@
+"""The steps every result shares: settings (full or smoke), dataset builds, training through
+pipeline.train.launch, checkpoint selection on validation data, export, test evaluation, provenance,
+and writing report.md / metrics.json / config.yaml into the result folder."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def merge(base: dict, over: dict | None) -> dict:
+    """Deep merge: dicts merge key by key, everything else (lists included) is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def settings(cfg: dict) -> dict:
+    """The reproduce section with the smoke overlay applied when `reproduce.smoke=true`; `model` and `train`
+    are complete (the composed `model`/`train` groups with the recipe's values on top)."""
+    r = dict(cfg["reproduce"])
+    smoke = bool(r.get("smoke"))
+    overlay = r.pop("smoke_settings", {}) or {}
+    s = merge(r, overlay) if smoke else r
+    s["model"] = merge(cfg["model"], s.get("model"))
+    s["train"] = merge(cfg["train"], s.get("train"))
+    s["deepspeed"] = merge(cfg["deepspeed"], s.get("deepspeed"))
+    s["world_size"] = int(s.get("world_size") or cfg["world_size"])
+    s["seed"] = int(cfg["seed"])
+    s["variant"] = "smoke" if smoke else "full"
+    return s
+
+
+class Runner:
+    """One result's working state: where data and runs go, the settings, a log of timings."""
+
+    def __init__(self, cfg: dict):
+        from pipeline.cli import UsageError
+
+        self.s = settings(cfg)
+        self.out = Path(self.s["out"])
+        self.work = Path(self.s["work"])
+        self.device = self.s.get("device") or ("cuda" if _has_cuda() else "cpu")
+        self.timings: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+        if self.out.resolve() == REPO.resolve() or self.work.resolve() == REPO.resolve():
+            raise UsageError("reproduce.out and reproduce.work must be folders of their own, not the repository root")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+
+    def log(self, msg: str):
+        print(f"[reproduce {self.s['name']} {time.perf_counter() - self.t0:7.1f}s] {msg}", flush=True)
+
+    # -- data -------------------------------------------------------------------------------------------
+    def thin(self, sources: list[dict], split: dict) -> list[dict]:
+        """Apply `data.fraction` ({split: fraction}, the smoke subsets) to every source."""
+        fr = self.s.get("data", {}).get("fraction") or {}
+        out = []
+        for spec in sources:
+            f = float(fr.get(spec.get("split", "train"), 1.0))
+            out.append(spec if f >= 1.0 else subset(spec, f, self.s["seed"]))
+        return out
+
+    def build(self, name: str, sources: list[dict], split: dict, **kw) -> Path:
+        from data_prep.build import BuildConfig, build
+
+        root = self.work / "data" / name
+        t = time.perf_counter()
+        self.log(f"build dataset {name} -> {root}")
+        build(BuildConfig(out=str(root), sources=sources, split=dict(split), seed=self.s["seed"],
+                          workers=int(self.s.get("workers", 1)), cutoff=float(self.s.get("cutoff", 6.0)), **kw), progress=False)
+        self.timings[f"build {name}"] = time.perf_counter() - t
+        return root
+
+    # -- training -----------------------------------------------------------------------------------------
+    def train(self, name: str, data_root: Path, train: dict | None = None, model: dict | None = None, **extra) -> Path:
+        """Real training via pipeline.train.launch (torchrun + DeepSpeed); resumes an unfinished run of the same name."""
+        from pipeline.cli import UsageError
+        from pipeline.train.config import TrainConfig
+        from pipeline.train.launch import launch
+
+        run_dir = self.work / "runs" / name
+        tr = merge(self.s["train"], train)
+        tc = TrainConfig.from_dict({"run_dir": str(run_dir), "data_root": str(data_root), "model": merge(self.s["model"], model),
+                                    "deepspeed": self.s["deepspeed"], "world_size": self.s["world_size"],
+                                    "seed": self.s["seed"], **tr, **extra})
+        t = time.perf_counter()
+        self.log(f"train {name}: {tc.model.name}, {tc.steps} steps, init_from={tc.init_from or 'scratch'} -> {run_dir}")
+        rc = launch(tc)
+        if rc != 0:
+            raise UsageError(f"training {name} failed (exit code {rc}); see {run_dir}")
+        self.timings[f"train {name}"] = time.perf_counter() - t
+        return run_dir
+
+    def select_export(self, run_dir: Path, data_root: Path, split: str | None = None, re_weight: float | None = None) -> tuple[Path, dict]:
+        """Rank the run's checkpoints on validation data (pipeline.evaluate.select), export the best one."""
+        from pipeline.evaluate.select import select_checkpoints
+        from pipeline.export.hub import export
+
+        sel = self.s.get("select", {})
+        split = split or sel.get("split", "val")
+        re_weight = float(sel.get("re_weight", 1.0) if re_weight is None else re_weight)
+        t = time.perf_counter()
+        res = select_checkpoints(str(run_dir), str(data_root), split, re_weight, self.device, progress=False)
+        hub = export(str(run_dir), str(run_dir / "hub"), checkpoint="best", fairchem=False)
+        self.timings[f"select+export {run_dir.name}"] = time.perf_counter() - t
+        self.log(f"selected {res['best']} of {len(res['checkpoints'])} checkpoints on {split} -> {hub}")
+        return hub, res
+
+    def evaluate(self, hub: Path, data_root: Path, out: Path, split: str = "test", plots: bool = True) -> dict:
+        from pipeline.evaluate.run import evaluate
+
+        t = time.perf_counter()
+        rep = evaluate(str(hub), str(data_root), split, str(out), self.device, make_plots=plots)
+        self.timings[f"evaluate {out.name}"] = time.perf_counter() - t
+        return rep
+
+    # -- output -------------------------------------------------------------------------------------------
+    def finish(self, title: str, body: list[str], metrics: dict, cfg: dict) -> Path:
+        """report.md (title, body, provenance, exact config), metrics.json, config.yaml."""
+        from omegaconf import OmegaConf
+
+        self.timings["total"] = time.perf_counter() - self.t0
+        prov = provenance(self.device)
+        metrics = {"result": self.s["name"], "variant": self.s["variant"], **metrics, "provenance": prov,
+                   "timings_s": {k: round(v, 2) for k, v in self.timings.items()}}
+        (self.out / "metrics.json").write_text(json.dumps(_finite_or_null(metrics), indent=1, sort_keys=False))
+        yaml = OmegaConf.to_yaml(OmegaConf.create(cfg))
+        (self.out / "config.yaml").write_text(yaml)
+        smoke_note = (["> **Smoke variant** (`reproduce.smoke=true`): tiny data and step counts that check the chain, "
+                       "not the numbers. Do not quote these figures.", ""] if self.s["variant"] == "smoke" else [])
+        lines = [f"# {title}", "", *smoke_note, *body, "", "## Provenance", "",
+                 "| item | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in prov.items()]
+        lines += [f"| wall time | {self.timings['total']:.0f} s |", "",
+                  "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in self.timings.items() if k != "total"), "",
+                  "## Exact config", "", f"Composed with `atomforge reproduce {self.s['name']}`"
+                  f"{' reproduce.smoke=true' if self.s['variant'] == 'smoke' else ''}; also in `config.yaml`.", "",
+                  "```yaml", yaml.rstrip(), "```", ""]
+        (self.out / "report.md").write_text("\n".join(lines))
+        self.log(f"report: {self.out / 'report.md'}, {self.out / 'metrics.json'}")
+        return self.out
+
+
+def subset(spec: dict, fraction: float, seed: int, split: dict | None = None, split_seed: int = 0) -> dict:
+    """Wrap a source spec in a deterministic subset (data_prep.sources.subset); a fixed split stays outside."""
+    spec = dict(spec)
+    fixed = spec.pop("split", None)
+    out = {"type": "subset", "source": spec, "fraction": float(fraction), "seed": int(seed)}
+    if split is not None:  # thin only what the build puts in train; val/test groups stay whole
+        out.update(split_fractions=dict(split), split_seed=int(split_seed))
+    if fixed is not None:
+        out["split"] = fixed
+    return out
+
+
+def provenance(device: str) -> dict:
+    import torch
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:  # noqa: BLE001 - not a git checkout: say so
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = f"GPU: {torch.cuda.get_device_name(0)}"
+    else:
+        dev = f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    return {"git_commit": commit + (" (working tree had uncommitted changes)" if dirty else ""), "device": dev,
+            "host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
+            "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
+
+
+def fmt(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
+
+
+def _finite_or_null(x):
+    if isinstance(x, dict):
+        return {k: _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_null(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
