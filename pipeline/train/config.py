@@ -73,6 +73,7 @@ class TrainConfig:
     init_reinit_heads: bool = False  # fine-tuning: keep the parent's backbone, fresh output heads
     init_refs: str = "refit"  # fine-tuning: "refit" (the new data's element references) | "parent"
     freeze_backbone_steps: int = 0  # fine-tuning: the backbone's learning rate is 0 for the first N steps
+    profile: bool = False  # per-step seconds in loader / forward / backward / optimizer / communication (metrics.jsonl time_*)
     final_predictions: int = 4  # val structures whose EMA-model predictions go to final_predictions.json (0: none)
 
     def __post_init__(self):
