@@ -116,7 +116,8 @@ class SectionTimer:
     def _comm_total() -> float:
         from deepspeed.comm.comm import comms_logger
 
-        return sum(sum(rec[1]) for sizes in comms_logger.comms_dict.values() for rec in sizes.values()) / 1e3  # ms -> s
+        # each op name's timer is cumulative (DeepSpeed reads it with reset=False), so its newest record is its total
+        return sum(max(max(rec[1]) for rec in sizes.values()) for sizes in comms_logger.comms_dict.values()) / 1e3  # ms -> s
 
     def start_step(self):
         if self.enabled:
