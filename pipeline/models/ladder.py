@@ -30,7 +30,7 @@ _ESCAIP_COMMON = dict(
     knn_sigmoid_scale=0.2,
     knn_lse_scale=0.1,
     knn_use_low_mem=True,
-    knn_pad_size=30,
+    knn_pad_size=80,  # >= neighbours the soft k-NN keeps (can exceed knn_k); 30 overflowed on EMT vacancy/MD cells
     distance_function="gaussian",
     use_compile=False,
     use_padding=False,
