@@ -40,5 +40,7 @@ def structure_to_atomicdata(s: Structure, task: str = DEFAULT_TASK, dtype=torch.
     return d
 
 
-def structures_to_batch(structures: list[Structure], task: str = DEFAULT_TASK) -> AtomicData:
-    return atomicdata_list_to_batch([structure_to_atomicdata(s, task) for s in structures])
+def structures_to_batch(structures: list[Structure], task: str | list[str] = DEFAULT_TASK) -> AtomicData:
+    """`task`: one dataset/task name for all, or one per structure (a mix with per-task energy heads)."""
+    tasks = [task] * len(structures) if isinstance(task, str) else list(task)
+    return atomicdata_list_to_batch([structure_to_atomicdata(s, t) for s, t in zip(structures, tasks)])

@@ -32,8 +32,9 @@ class LoaderConfig:
     num_workers: int = 0
     on_error: str = "raise"  # "raise": error naming shard and key; "skip": drop the sample, count it, log it
     task: str = "omat"
-    # several built datasets: [{"root": ..., "weight": ..., "flag": ...}, ...]; weight defaults to the dataset's
-    # size; "flag" keeps only samples with that manifest flag (the same root twice, once flagged, up-weights them)
+    # several built datasets: [{"root": ..., "weight": ..., "task": ..., "flag": ...}, ...]; weight defaults to the
+    # dataset's size; task (the sample's dataset name, which picks its energy head under model.tasks) to `task`
+    # above; "flag" keeps only samples with that manifest flag (the same root twice, once flagged, up-weights them)
     mix: list | None = None
     temperature: float = 1.0  # share_i ~ weight_i^(1/temperature)
     epoch_size: int | None = None  # samples per epoch over the mix (default: sum of the datasets' sizes)
@@ -119,18 +120,19 @@ class ShardBatches(IterableDataset):
         return got
 
     def _make_batch(self, samples, cache):
-        structures = []
+        structures, tasks = [], []
         for s in samples:
             raw = cache.pop((s.dataset, s.visit, s.key), None)
             if raw is None:
                 continue  # already reported
             try:
                 structures.append(decode(raw))
+                tasks.append(self.cfg.mix[s.dataset].get("task", self.cfg.task) if self.cfg.mix else self.cfg.task)
             except ValueError as e:
                 self._fail(str(e), 1)
         if not structures:
             return None
-        return structures_to_batch(structures, self.cfg.task)
+        return structures_to_batch(structures, tasks)
 
     def _fail(self, msg: str, n: int):
         if self.cfg.on_error == "raise":

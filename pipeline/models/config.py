@@ -11,10 +11,15 @@ class ModelConfig:
     stress: bool = False
     activation_checkpointing: bool = False
     backbone: dict = field(default_factory=dict)  # overrides of the ladder entry
+    # one energy head per dataset/task when several are mixed: the sample's `dataset` name (the mix entry's
+    # `task`) picks its head. Empty: one shared head (every sample's name is accepted).
+    tasks: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.force_mode not in ("direct", "conservative"):
             raise ValueError(f"force_mode must be 'direct' or 'conservative', got {self.force_mode!r}")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"model.tasks has repeated names: {self.tasks}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -89,7 +89,7 @@ def ladder_table(flops: bool = True) -> list[dict]:
     rows = []
     for name, (family, kw) in LADDER.items():
         rows.append({"name": name, "family": family, "params": count_parameters(name), "active_params": active_parameters(name),
-                     "channels": kw["sphere_channels"], "layers": kw["num_layers"], "lmax": kw["lmax"],
+                     "channels": kw.get("sphere_channels", kw.get("hidden_size")), "layers": kw["num_layers"], "lmax": kw.get("lmax", len(kw.get("freequency_list", [0])) - 1),
                      "experts": kw.get("num_experts", 0), "gflops_per_atom": flops_per_atom(name) / 1e9 if flops else None})
     return rows
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 ESCN_MD = "fairchem.core.models.uma.escn_md.eSCNMDBackbone"
 ESCN_MOE = "fairchem.core.models.uma.escn_moe.eSCNMDMoeBackbone"
+ESCAIP = "fairchem.core.models.escaip.EScAIP.EScAIPBackbone"
 
 _COMMON = dict(
     max_num_elements=100,
@@ -14,6 +15,28 @@ _COMMON = dict(
     norm_type="rms_norm_sh",
     act_type="gate",
     ff_type="grid",
+)
+
+# EScAIP (attention over a k-nearest-neighbour radius graph, no tensor products): eager on CPU (no torch.compile),
+# no padding (fairchem pads to fixed max_atoms/max_batch_size only for compiled graphs), "math" attention.
+_ESCAIP_COMMON = dict(
+    use_pbc=True,
+    max_num_elements=100,
+    max_atoms=1024,
+    max_batch_size=64,
+    max_radius=6.0,
+    knn_k=30,
+    knn_soft=True,
+    knn_sigmoid_scale=0.2,
+    knn_lse_scale=0.1,
+    knn_use_low_mem=True,
+    knn_pad_size=80,  # >= neighbours the soft k-NN keeps (can exceed knn_k); 30 overflowed on EMT vacancy/MD cells
+    distance_function="gaussian",
+    use_compile=False,
+    use_padding=False,
+    atten_name="math",
+    activation="gelu",
+    normalization="rmsnorm",
 )
 
 # name: (family, overrides). Parameter counts are printed by `atomforge models`.
@@ -30,8 +53,12 @@ LADDER: dict[str, tuple[str, dict]] = {
                             num_experts=8, use_composition_embedding=True)),
     "mole_m": ("mole", dict(sphere_channels=128, hidden_channels=128, edge_channels=128, num_distance_basis=128, lmax=4, mmax=2, num_layers=6,
                             num_experts=32, use_composition_embedding=True)),
+    # attention (EScAIP): head_dim = hidden_size / atten_num_heads must equal sum(freequency_list) (fairchem's spelling)
+    "escaip_s": ("escaip", dict(hidden_size=64, num_layers=2, atten_num_heads=4, freequency_list=[4, 4, 4, 4],
+                                atom_embedding_size=64, node_direction_embedding_size=32, node_direction_expansion_size=10,
+                                edge_distance_expansion_size=64, edge_distance_embedding_size=64)),
 }
-BACKBONES = {"esen": ESCN_MD, "mole": ESCN_MOE}
+BACKBONES = {"esen": ESCN_MD, "mole": ESCN_MOE, "escaip": ESCAIP}
 MOE_KEYS = ("num_experts", "use_composition_embedding", "moe_dropout", "composition_dropout", "moe_layer_type", "moe_single", "moe_type")
 
 
@@ -44,7 +71,7 @@ def backbone_kwargs(name: str, overrides: dict | None = None) -> tuple[str, dict
     if name not in LADDER:
         raise ValueError(f"unknown ladder size {name!r}; choose from {sorted(LADDER)}")
     family, kw = LADDER[name]
-    out = dict(_COMMON)
+    out = dict(_ESCAIP_COMMON if family == "escaip" else _COMMON)
     out.update(kw)
     out.update(overrides or {})
     return family, out

@@ -77,6 +77,7 @@ class TrainConfig:
     mix_temperature: float = 1.0  # share_i ~ weight_i^(1/T)
     re_upweight: float = 1.0  # structures flagged rare_event are drawn this many times per epoch
     select_best: bool = False  # at the end, rank checkpoints on val by force RMSE + RE force error (best_checkpoint.json)
+    profile: bool = False  # per-step seconds in loader / forward / backward / optimizer / communication (metrics.jsonl time_*)
     final_predictions: int = 4  # val structures whose EMA-model predictions go to final_predictions.json (0: none)
 
     def __post_init__(self):

@@ -34,10 +34,10 @@ def train_mix(data_root: str, mix: list | None, temperature: float, re_upweight:
     out, total = [], 0
     for m in entries or [{"root": data_root}]:
         n, n_re = _count(m["root"]), _count(m["root"], RE_FLAG)
-        out.append({"root": m["root"], "weight": float(n)})
+        out.append({**m, "weight": float(n)})  # keeps the entry's task (energy head)
         total += n
         if n_re:
-            out.append({"root": m["root"], "weight": (re_upweight - 1.0) * n_re, "flag": RE_FLAG})
+            out.append({**m, "weight": (re_upweight - 1.0) * n_re, "flag": RE_FLAG})
             total += round((re_upweight - 1.0) * n_re)
     if len(out) == len(entries or [None]):
         raise ValueError(f"re_upweight={re_upweight} but no training structure is flagged {RE_FLAG!r}")

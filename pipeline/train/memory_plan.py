@@ -84,6 +84,12 @@ def print_plan(name: str, world: int, max_atoms: int, gpu_gib: float, force_mode
     print(f"\nladder sizes that fit {gpu_gib:g} GiB per rank (ZeRO stage needed; activations at {max_atoms} atoms):")
     base = activation_bytes_per_atom("esen_xs", force_mode)
     for other in LADDER:
-        rows = plan(other, world, max_atoms, force_mode, offload_optimizer, base * _width(other) / _width("esen_xs"))
+        if LADDER[other][0] == "escaip":  # not an SO(2) width: measure it (small), direct forces only
+            if force_mode != "direct":
+                continue
+            act = activation_bytes_per_atom(other, force_mode)
+        else:
+            act = base * _width(other) / _width("esen_xs")
+        rows = plan(other, world, max_atoms, force_mode, offload_optimizer, act)
         fits = [r["stage"] for r in rows if r["total"] <= gpu_gib * GIB]
         print(f"  {other:10s} " + (f"ZeRO-{fits[0]} or higher" if fits else "does not fit"))

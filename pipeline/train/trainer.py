@@ -89,6 +89,48 @@ def _grad_norm(module: torch.nn.Module) -> float:
     return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
 
 
+class SectionTimer:
+    """Wall seconds per training-step section (on GPU, synchronised at each boundary); communication from
+    DeepSpeed's comms logger, which times every collective it issues (a part of backward / optimizer time)."""
+
+    SECTIONS = ("loader", "forward", "backward", "optimizer")
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t = dict.fromkeys(self.SECTIONS, 0.0)
+        self._comm0 = 0.0
+        if enabled:
+            import deepspeed.comm as dscomm
+
+            dscomm.configure(enabled=True, prof_all=True)
+
+    def mark(self, section: str, since: float) -> float:
+        if not self.enabled:
+            return since
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.t[section] += now - since
+        return now
+
+    @staticmethod
+    def _comm_total() -> float:
+        from deepspeed.comm.comm import comms_logger
+
+        # each op name's timer is cumulative (DeepSpeed reads it with reset=False), so its newest record is its total
+        return sum(max(max(rec[1]) for rec in sizes.values()) for sizes in comms_logger.comms_dict.values()) / 1e3  # ms -> s
+
+    def start_step(self):
+        if self.enabled:
+            self.t = dict.fromkeys(self.SECTIONS, 0.0)
+            self._comm0 = self._comm_total()
+
+    def row(self) -> dict:
+        if not self.enabled:
+            return {}
+        return {**{f"time_{k}_s": v for k, v in self.t.items()}, "time_comm_s": self._comm_total() - self._comm0}
+
+
 def seed_all(seed: int):
     random.seed(seed)
     np.random.seed(seed)
@@ -149,6 +191,7 @@ class Trainer:
         self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc),
                                                              lr_scheduler=sched)
         self.ema = EMA(self.engine.module, tc.ema_decay)
+        self.timer = SectionTimer(tc.profile)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.step = 0
         mix, epoch_size = train_mix(tc.data_root, tc.mix, tc.mix_temperature, tc.re_upweight)
@@ -187,7 +230,10 @@ class Trainer:
     def train_step(self) -> dict:
         """One optimizer step over grad_accum micro-batches; the loss is normalised by the whole step's counts."""
         tc = self.tc
+        self.timer.start_step()
+        t = time.perf_counter()
         batches = [self.batch_to(next(self.stream)) for _ in range(tc.grad_accum)]
+        t = self.timer.mark("loader", t)
         step_counts = sum(counts(b) for b in batches)
         totals: dict[str, float] = {}
         grad_norm = None
@@ -201,9 +247,12 @@ class Trainer:
             loss = faults.poison_loss(loss, self.step + 1)
             if not self.guard.ok(loss, self.step):  # skipped on every rank; a fresh batch takes its place
                 queue.append(self.batch_to(next(self.stream)))  # (normalised by the step's original counts)
+                t = self.timer.mark("loader", t)
                 continue
+            t = self.timer.mark("forward", t)
             samples += int(len(batch["natoms"]))
             self.engine.backward(loss, scale_wrt_gas=False)  # already a share of the step's mean
+            t = self.timer.mark("backward", t)
             if self.engine.is_gradient_accumulation_boundary() and tc.deepspeed.stage == 0 and not tc.deepspeed.bf16:
                 grad_norm = _grad_norm(self.engine.module)  # DeepSpeed reports none without ZeRO
             if self.step < tc.freeze_backbone_steps:
@@ -211,16 +260,19 @@ class Trainer:
 
                 hold_backbone(self.engine.optimizer)
             self.engine.step()
+            t = self.timer.mark("optimizer", t)
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
             totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
         self.ema.update()
+        self.timer.mark("optimizer", t)
         self.step += 1
         if grad_norm is None:
             grad_norm = self.engine.get_global_grad_norm()
         totals["grad_norm"] = float(grad_norm) if grad_norm is not None else float("nan")
         totals["atoms"] = int(sum(int(b["natoms"].sum()) for b in batches))
         totals["samples"] = samples
+        totals.update(self.timer.row())
         return totals
 
     @torch.no_grad()

@@ -60,4 +60,4 @@ def test_export_missing_run(tmp_path):
 def test_models_lists_ladder():
     p = run_cli("models")
     assert p.returncode == 0, p.stderr
-    assert "esen_xs" in p.stdout and "esen_s" in p.stdout
+    assert "esen_xs" in p.stdout and "esen_s" in p.stdout and "escaip_s" in p.stdout
