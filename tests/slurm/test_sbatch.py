@@ -72,7 +72,9 @@ def test_preempted_job_requeues_and_matches_uninterrupted(slurm, emt_dataset, un
     wait(slurm, job, lambda i: metrics.exists() and len(losses(run_dir)) >= 1)
     slurm.run("scancel", "--signal=USR1", job)  # what --signal=USR1@<s> delivers before the time limit
     wait(slurm, job, lambda i: i["Restarts"] != "0" and i["JobState"] == "PENDING")
-    slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now")  # SLURM holds requeued jobs ~2 min: skip the wait
+    # SLURM holds requeued jobs ~2 min: shorten that to a few seconds, not to zero - slurmd refuses a credential
+    # issued in the same second it revoked the old instance's ("Job credential revoked")
+    slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now+3")
     info = wait(slurm, job, lambda i: i["JobState"] == "COMPLETED", timeout=300)
     out = (run_dir / f"slurm-{job}.out").read_text()
     assert "preempted, checkpoint written; requeueing" in out and f"job {job} (restart 1)" in out, out[-3000:]
