@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def _save(fig, path: Path) -> str:
+def save_figure(fig, path: Path) -> str:
+    """Lay out, write at the reports' resolution, free the figure; returns the file name."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -29,7 +30,7 @@ def parity(pairs, out: Path) -> str:
         a.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         a.set_xlabel(f"reference {lab}")
         a.set_ylabel(f"predicted {lab}")
-    return _save(fig, out / "parity.png")
+    return save_figure(fig, out / "parity.png")
 
 
 def re_cdf(acc, out: Path, floor_acc=None) -> str:
@@ -49,7 +50,7 @@ def re_cdf(acc, out: Path, floor_acc=None) -> str:
     for a in ax:
         a.set_ylabel("CDF")
         a.legend(fontsize=7)
-    return _save(fig, out / "re_error_cdf.png")
+    return save_figure(fig, out / "re_error_cdf.png")
 
 
 def neb_profiles(props: dict, out: Path) -> str | None:
@@ -65,7 +66,7 @@ def neb_profiles(props: dict, out: Path) -> str | None:
         a.set_xlabel("path length (Å)")
         a.set_ylabel("E - E_initial (eV)")
         a.legend()
-    return _save(fig, out / "neb_profiles.png")
+    return save_figure(fig, out / "neb_profiles.png")
 
 
 def energy_drift(props: dict, out: Path) -> str | None:
@@ -80,4 +81,4 @@ def energy_drift(props: dict, out: Path) -> str | None:
     ax.set_xlabel("time (ps)")
     ax.set_ylabel("E_total - E_total(0) (meV/atom)")
     ax.legend()
-    return _save(fig, out / "energy_drift.png")
+    return save_figure(fig, out / "energy_drift.png")

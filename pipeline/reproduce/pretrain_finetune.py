@@ -38,6 +38,8 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pipeline.evaluate.plots import save_figure
+
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     for key, style in (("scratch", "k-o"), ("no_si", "-s"), ("with_si_re", "-^")):
         if key not in curves:
@@ -57,10 +59,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
         a.set_xticklabels([f"{counts[f]}\n({100 * f:g}%)" for f in fractions], fontsize=7)
         a.minorticks_off()
         a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "force_mae_vs_data.png", dpi=110)
-    plt.close(fig)
-    return "force_mae_vs_data.png"
+    return save_figure(fig, out / "force_mae_vs_data.png")
 
 
 def run(cfg: dict) -> dict:

@@ -37,6 +37,8 @@ def bar_plot(rows: list[tuple[str, float]], out: Path, target: float) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pipeline.evaluate.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(7, 3.6))
     names, vals = zip(*rows)
     colors = ["tab:blue"] + ["tab:gray"] * (len(rows) - 1)
@@ -47,10 +49,7 @@ def bar_plot(rows: list[tuple[str, float]], out: Path, target: float) -> str:
     ax.invert_yaxis()
     ax.set_xlabel("RE force error: RMS of |F_pred| - |F_DFT| on r == 0 atoms (eV/Å)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "re_force_error.png", dpi=110)
-    plt.close(fig)
-    return "re_force_error.png"
+    return save_figure(fig, out / "re_force_error.png")
 
 
 def run(cfg: dict) -> dict:

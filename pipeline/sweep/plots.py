@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pipeline.evaluate.plots import save_figure  # noqa: E402
+
 
 def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> list[str]:
     N = np.array([r[n_col] for r in rows], float)
@@ -28,7 +30,7 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
         ax.plot(dd, law(n, dd), color=c, lw=1)
     ax.set(xscale="log", yscale="log", xlabel=f"D ({d_col})", ylabel=loss, title="loss vs data, fitted L(N, D)")
     ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "loss_vs_D.png"))
+    paths.append(str(out / save_figure(fig, out / "loss_vs_D.png")))
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     nn = np.geomspace(N.min() / 4, N.max() * 16, 200)
@@ -40,7 +42,7 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     ax.plot(co["N_opt"], co["L_opt"], "k--", lw=1, label="N*(C)")
     ax.set(xscale="log", yscale="log", xlabel=f"N ({n_col})", ylabel=loss, title="iso-FLOP curves of the fitted law")
     ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "isoflop.png"))
+    paths.append(str(out / save_figure(fig, out / "isoflop.png")))
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot(co["C"], co["N_opt"], "C0-", label="N*(C)")
@@ -50,12 +52,5 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N, D",
            title=f"compute-optimal frontier: N*~C^{co['N_exponent']:.2f}, D*~C^{co['D_exponent']:.2f}")
     ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "frontier.png"))
+    paths.append(str(out / save_figure(fig, out / "frontier.png")))
     return paths
-
-
-def _save(fig, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.data.plan import load_index
+import pyarrow.parquet as pq
 
 RE_FLAG = "rare_event"
 
 
-def _count(root: str, flag: str | None = None) -> int:
-    try:
-        return sum(len(v) for v in load_index(str(Path(root) / "manifest.parquet"), "train", 0, flag).values())
-    except ValueError:  # no such samples
-        return 0
+def _counts(root: str) -> tuple[int, int]:
+    """(training structures, those flagged rare_event), from one read of the manifest."""
+    t = pq.read_table(Path(root) / "manifest.parquet", columns=["split", "flags"]).to_pylist()
+    train = [r["flags"] or () for r in t if r["split"] == "train"]
+    return len(train), sum(RE_FLAG in f for f in train)
 
 
 def train_mix(data_root: str, mix: list | None, temperature: float, re_upweight: float) -> tuple[list | None, int | None]:
@@ -33,7 +33,7 @@ def train_mix(data_root: str, mix: list | None, temperature: float, re_upweight:
         raise ValueError("re_upweight needs mix_temperature=1 (each structure once, rare-event ones re_upweight times)")
     out, total = [], 0
     for m in entries or [{"root": data_root}]:
-        n, n_re = _count(m["root"]), _count(m["root"], RE_FLAG)
+        n, n_re = _counts(m["root"])
         out.append({**m, "weight": float(n)})  # keeps the entry's task (energy head)
         total += n
         if n_re:
