@@ -1,4 +1,4 @@
-"""Build a dataset: sources -> validate -> shards per task (parallel, resumable) -> dedup + card at finalize.
+"""Build a dataset: sources -> validate -> shards per task (parallel, resumable) -> dedup + card (data_prep.finalize).
 
 Layout of `out/`:
   shards/{split}-{task:06d}.tar   webdataset shards (one per task and split)
@@ -8,30 +8,25 @@ Layout of `out/`:
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import webdataset as wds
 from tqdm import tqdm
 
-from data_prep import FORMAT_VERSION
-from data_prep.card import residual_per_atom, statistics
+from data_prep.finalize import finalize
 from data_prep.neighbors import neighbour_stats
 from data_prep.sample_codec import encode
 from data_prep.sources import make_source
 from data_prep.split import SPLITS, assign_split
+from data_prep.schema import MANIFEST_SCHEMA
 from data_prep.validate import ValidationConfig, check
-
-UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign convention)"}
 
 
 @dataclass
@@ -43,6 +38,7 @@ class BuildConfig:
     workers: int = 1
     cutoff: float = 6.0  # Å, for the neighbour statistics the model normalises with
     energy_outlier_sigma: float = 8.0  # quarantine |E/atom - refs| beyond this many robust std
+    dedup: str = "global"  # "global": a copy anywhere is quarantined; "per_split": only copies within a split
     validation: dict = field(default_factory=dict)
 
 
@@ -115,32 +111,6 @@ def _run_task(args) -> str:
     return part.name
 
 
-MANIFEST_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("shard", pa.string()),
-        ("index", pa.int64()),
-        ("n_atoms", pa.int64()),
-        ("formula", pa.string()),
-        ("elements", pa.list_(pa.string())),
-        ("z", pa.list_(pa.int64())),
-        ("counts", pa.list_(pa.int64())),
-        ("source", pa.string()),
-        ("group", pa.string()),
-        ("split", pa.string()),
-        ("energy", pa.float64()),
-        ("energy_per_atom", pa.float64()),
-        ("max_force", pa.float64()),
-        ("f_sq_sum", pa.float64()),
-        ("n_force_comp", pa.int64()),
-        ("has_stress", pa.bool_()),
-        ("n_re", pa.int64()),
-        ("avg_neighbors", pa.float64()),
-        ("hash", pa.string()),
-        ("flags", pa.list_(pa.string())),
-        ("reason", pa.string()),
-    ]
-)
 
 
 def build(cfg: BuildConfig, progress: bool = True) -> dict:
@@ -177,74 +147,3 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
     summary["build_seconds"] = time.time() - t0
     summary["tasks_run"] = len(todo)
     return summary
-
-
-def finalize(cfg: BuildConfig, n_tasks: int) -> dict:
-    """Merge task parts: dedup by structure hash, fit references, flag energy outliers, write manifest and card."""
-    out = Path(cfg.out)
-    parts = [out / "parts" / f"{t:06d}.parquet" for t in range(n_tasks)]
-    table = pa.concat_tables([pq.read_table(p) for p in parts]) if parts else MANIFEST_SCHEMA.empty_table()
-    rejected = table.filter(pc.is_valid(table.column("reason")))
-    ok = table.filter(pc.is_null(table.column("reason")))
-    # first occurrence (task order, then position) wins; later copies are quarantined as duplicates
-    hashes = ok.column("hash").to_pylist()
-    seen, dup = set(), np.zeros(len(hashes), dtype=bool)
-    for i, h in enumerate(hashes):
-        dup[i] = h in seen
-        seen.add(h)
-    dups = ok.filter(pa.array(dup))
-    ok = ok.filter(pa.array(~dup))
-    train = ok.filter(pc.equal(ok.column("split"), "train"))
-    stats = statistics(train)
-    # robust per-atom energy outliers against the fitted references, then refit without them
-    res = residual_per_atom(ok, {int(k): v for k, v in stats["element_references"].items()})
-    med = np.median(res)
-    mad = 1.4826 * np.median(np.abs(res - med)) + 1e-6
-    outlier = np.abs(res - med) > cfg.energy_outlier_sigma * max(mad, 1e-3)
-    outliers = ok.filter(pa.array(outlier))
-    ok = ok.filter(pa.array(~outlier))
-    train = ok.filter(pc.equal(ok.column("split"), "train"))
-    stats = statistics(train)
-
-    def reasons(t, reason):
-        return t.set_column(t.schema.get_field_index("reason"), "reason", pa.array([reason] * t.num_rows, pa.string()))
-
-    quarantine = pa.concat_tables([rejected, reasons(dups, "duplicate"), reasons(outliers, "energy_outlier")])
-    pq.write_table(ok, out / "manifest.parquet.tmp")
-    os.replace(out / "manifest.parquet.tmp", out / "manifest.parquet")
-    pq.write_table(quarantine, out / "quarantine.parquet")
-    counts = {s: int(pc.sum(pc.equal(ok.column("split"), s)).as_py() or 0) for s in SPLITS}
-    atoms = {s: int(pc.sum(ok.filter(pc.equal(ok.column("split"), s)).column("n_atoms")).as_py() or 0) for s in SPLITS}
-    reasons_count: dict[str, int] = {}
-    for r in quarantine.column("reason").to_pylist():
-        k = r.split(":")[0]
-        reasons_count[k] = reasons_count.get(k, 0) + 1
-    shard_files = sorted((out / "shards").glob("*.tar"))
-    card = {
-        "format_version": FORMAT_VERSION,
-        "name": out.name,
-        "units": UNITS,
-        "counts": counts,
-        "atoms": atoms,
-        "quarantined": int(quarantine.num_rows),
-        "quarantine_reasons": reasons_count,
-        "shards": {s: sorted(f.name for f in shard_files if f.name.startswith(s + "-")) for s in SPLITS},
-        "cutoff": cfg.cutoff,
-        "statistics_from": "train split, after dedup and quarantine",
-        **stats,
-        "sources": cfg.sources,
-        "build_config": asdict(cfg),
-        "content_hash": _content_hash(shard_files),
-    }
-    (out / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True))
-    return {"out": str(out), "counts": counts, "quarantined": int(quarantine.num_rows), "reasons": reasons_count}
-
-
-def _content_hash(files) -> str:
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from data_prep.schema import UNITS
 from pipeline.export.card import model_card
 from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 from pipeline.models.config import ModelConfig
@@ -16,7 +17,6 @@ from pipeline.models.config import ModelConfig
 FORMAT_VERSION = 1
 FAIRCHEM_CKPT = "inference_ckpt.pt"
 ROUND_TRIP_TOL = 1e-6
-UNITS = {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å^3 (ASE sign convention)"}
 
 
 def _sha256(path: Path) -> str:

@@ -70,8 +70,10 @@ class Runner:
         return out
 
     def build(self, name: str, sources: list[dict], split: dict, **kw) -> Path:
+        """Build one dataset; the recipe's `build:` section (dedup, outlier cut, ...) applies to every build."""
         from data_prep.build import BuildConfig, build
 
+        kw = {**(self.s.get("build") or {}), **kw}
         root = self.work / "data" / name
         t = time.perf_counter()
         self.log(f"build dataset {name} -> {root}")

@@ -1,7 +1,10 @@
 """Deduplication by structure hash (permuted, translated, lattice-shifted copies) and group-aware splits."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import pyarrow.parquet as pq
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -11,7 +14,10 @@ from data_prep.structure import Structure
 from tests.conftest import build_dataset
 
 COPIES = '''
+import json
+
 import numpy as np
+import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from data_prep.structure import Structure
@@ -85,3 +91,26 @@ def test_group_split_keeps_groups_together_and_follows_fractions():
     share = {k: splits.count(k) / len(splits) for k in fr}
     assert abs(share["train"] - 0.8) < 0.03 and abs(share["val"] - 0.1) < 0.02
     assert [assign_split(g, fr, seed=1) for g in groups] != splits  # the seed reshuffles
+
+
+def test_per_split_dedup_keeps_a_published_test_set_whole(tmp_path, monkeypatch):
+    """A test set repeating training structures: global dedup empties it, per_split keeps all but its own copies."""
+    (tmp_path / "copies.py").write_text(COPIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    src = {"type": "python", "target": "copies:Copies"}
+    sources = [{**src, "split": "train"}, {**src, "split": "test"}]
+    kept = {}
+    for mode in ("global", "per_split"):
+        root = build_dataset(tmp_path / mode, sources, workers=1, dedup=mode)
+        card = json.loads((root / "card.json").read_text())
+        kept[mode] = card["counts"]
+        assert card["counts"]["train"] == 7
+        assert card["quarantine_reasons"] == {"duplicate": 4 + (11 if mode == "global" else 4)}
+    assert kept["global"]["test"] == 0 and kept["per_split"]["test"] == 7
+
+
+def test_unknown_dedup_mode_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "copies.py").write_text(COPIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="dedup must be one of"):
+        build_dataset(tmp_path / "x", [{"type": "python", "target": "copies:Copies"}], workers=1, dedup="fuzzy")

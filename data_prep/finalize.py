@@ -1,0 +1,164 @@
+"""Merge finished task parts into manifest.parquet, quarantine.parquet and card.json, one part at a time.
+
+Passes over the parts (each reads only the columns it needs): duplicates by structure hash (first occurrence
+in task order wins; spilled hash buckets), element references on the training rows, per-atom energy residuals
+(kept per part on disk) for a robust median/MAD outlier cut, the refit on what is left, and the writing.
+Peak memory is one part plus one hash bucket, whatever the number of structures.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from data_prep import FORMAT_VERSION
+from data_prep.card import TrainStats, residual_per_atom
+from data_prep.external import duplicates, median
+from data_prep.schema import MANIFEST_SCHEMA, UNITS
+from data_prep.split import SPLITS
+
+DEDUP = ("global", "per_split")  # per_split: a published test set stays whole even where training repeats it
+STAT_COLUMNS = ["split", "z", "counts", "energy", "n_atoms", "n_force_comp", "f_sq_sum", "avg_neighbors"]
+
+
+class Parts:
+    """The task parts of a build and the per-part masks the passes compute."""
+
+    def __init__(self, out: Path, n_tasks: int):
+        self.paths = [out / "parts" / f"{t:06d}.parquet" for t in range(n_tasks)]
+        self.dups: dict[int, np.ndarray] = {}
+        self.tmp = out / ".finalize"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+
+    def read(self, i: int, columns=None) -> pa.Table:
+        return pq.read_table(self.paths[i], columns=columns)
+
+    def usable(self, i: int, t: pa.Table) -> np.ndarray:
+        """Rows that passed validation and are not duplicates."""
+        keep = pc.is_null(t.column("reason")).to_numpy(zero_copy_only=False)
+        keep[self.dups.get(i, [])] = False
+        return keep
+
+    def residuals(self, i: int) -> np.ndarray:
+        return np.load(self.tmp / f"res-{i:06d}.npy")
+
+    def all_residuals(self):
+        return (self.residuals(i) for i in range(len(self.paths)))
+
+
+def finalize(cfg, n_tasks: int) -> dict:
+    """Dedup, fit references, quarantine energy outliers, write manifest, quarantine and card."""
+    out = Path(cfg.out)
+    parts = Parts(out, n_tasks)
+    n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts.paths)
+
+    if cfg.dedup not in DEDUP:
+        raise ValueError(f"dedup must be one of {DEDUP}, got {cfg.dedup!r}")
+
+    def hashes():
+        for i in range(n_tasks):
+            t = parts.read(i, ["hash", "reason", "split"])
+            ok = np.flatnonzero(pc.is_null(t.column("reason")).to_numpy(zero_copy_only=False))
+            split = t.column("split").take(ok).to_pylist()
+            scope = [SPLITS.index(s) + 1 if cfg.dedup == "per_split" else 0 for s in split]
+            yield i, t.column("hash").take(ok).to_pylist(), ok, scope
+
+    parts.dups = duplicates(hashes(), n_rows, parts.tmp)
+
+    first = TrainStats()  # references before the outlier cut
+    for i in range(n_tasks):
+        t = parts.read(i, STAT_COLUMNS + ["reason"])
+        first.add(_train(t.filter(parts.usable(i, t))))
+    refs = first.refs()
+    n_usable = 0
+    for i in range(n_tasks):  # residuals of every usable row, all splits
+        t = parts.read(i, STAT_COLUMNS + ["reason"])
+        res = residual_per_atom(t.filter(parts.usable(i, t)), refs)
+        np.save(parts.tmp / f"res-{i:06d}.npy", res)
+        n_usable += res.size
+    med = median(parts.all_residuals, n_usable)
+    mad = 1.4826 * median(lambda: (np.abs(r - med) for r in parts.all_residuals()), n_usable) + 1e-6
+    cut = cfg.energy_outlier_sigma * max(mad, 1e-3)
+
+    def split_rows(i: int, t: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """(kept, duplicates, outliers) of one part."""
+        usable = parts.usable(i, t)
+        outlier = np.zeros(t.num_rows, bool)
+        outlier[np.flatnonzero(usable)] = np.abs(parts.residuals(i) - med) > cut
+        dup = np.zeros(t.num_rows, bool)
+        dup[parts.dups.get(i, [])] = True
+        return t.filter(usable & ~outlier), t.filter(dup), t.filter(outlier)
+
+    final = TrainStats()  # the refit without outliers
+    for i in range(n_tasks):
+        t = parts.read(i, STAT_COLUMNS + ["reason"])
+        final.add(_train(split_rows(i, t)[0]))
+    refs = final.refs()
+
+    counts, atoms, reasons = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), {}
+    with pq.ParquetWriter(out / "manifest.parquet.tmp", MANIFEST_SCHEMA) as man, \
+            pq.ParquetWriter(out / "quarantine.parquet.tmp", MANIFEST_SCHEMA) as qua:
+        for i in range(n_tasks):
+            t = parts.read(i)
+            kept, dup, outl = split_rows(i, t)
+            man.write_table(kept)
+            final.add_residuals(_train(kept), refs)
+            for s in SPLITS:
+                rows = kept.filter(pc.equal(kept.column("split"), s))
+                counts[s] += rows.num_rows
+                atoms[s] += int(pc.sum(rows.column("n_atoms")).as_py() or 0)
+            for q in (t.filter(pc.is_valid(t.column("reason"))), _reason(dup, "duplicate"), _reason(outl, "energy_outlier")):
+                qua.write_table(q)
+                for r in q.column("reason").to_pylist():
+                    reasons[r.split(":")[0]] = reasons.get(r.split(":")[0], 0) + 1
+    os.replace(out / "quarantine.parquet.tmp", out / "quarantine.parquet")
+    os.replace(out / "manifest.parquet.tmp", out / "manifest.parquet")
+    shutil.rmtree(parts.tmp, ignore_errors=True)
+
+    shard_files = sorted((out / "shards").glob("*.tar"))
+    quarantined = sum(reasons.values())
+    card = {
+        "format_version": FORMAT_VERSION,
+        "name": out.name,
+        "units": UNITS,
+        "counts": counts,
+        "atoms": atoms,
+        "quarantined": quarantined,
+        "quarantine_reasons": reasons,
+        "shards": {s: sorted(f.name for f in shard_files if f.name.startswith(s + "-")) for s in SPLITS},
+        "cutoff": cfg.cutoff,
+        "statistics_from": "train split, after dedup and quarantine",
+        **final.result(refs),
+        "sources": cfg.sources,
+        "build_config": asdict(cfg),
+        "content_hash": content_hash(shard_files),
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True))
+    return {"out": str(out), "counts": counts, "quarantined": quarantined, "reasons": reasons}
+
+
+def _train(t: pa.Table) -> pa.Table:
+    return t.filter(pc.equal(t.column("split"), "train"))
+
+
+def _reason(t: pa.Table, reason: str) -> pa.Table:
+    return t.set_column(t.schema.get_field_index("reason"), "reason", pa.array([reason] * t.num_rows, pa.string()))
+
+
+def content_hash(files) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
