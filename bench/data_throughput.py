@@ -1,7 +1,7 @@
 """Data pipeline throughput: build rate, loader rate (1 and 2 workers) against fairchem's AseDBDataset on the
 same structures, how fast a demo-size training step consumes data, and peak build memory as the dataset grows.
 
-    python bench/data_throughput.py --structures 2000 [--memory-sizes 10000 100000] [--contended]
+    python bench/data_throughput.py --structures 2000 [--memory-sizes 10000 100000] [--merge-sizes 10000 100000 1000000] [--contended]
 
 Prints one JSON object and writes it to bench/results/data_throughput.json (memory runs already recorded there
 are kept unless measured again).
@@ -146,6 +146,41 @@ print(json.dumps({"structures": n, "seconds": round(dt, 1), "structures_per_s": 
 """
 
 
+MERGE_CHILD = """
+import json, resource, shutil, sys, time
+from pathlib import Path
+import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+sys.path.insert(0, sys.argv[1])
+from data_prep.build import BuildConfig
+from data_prep.finalize import finalize
+template, out, n = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+rows = pa.concat_tables([pq.read_table(p) for p in sorted((template / "parts").glob("*.parquet"))])
+rows = rows.filter(pc.is_null(rows.column("reason")))
+(out / "parts").mkdir(parents=True)
+(out / "shards").mkdir()
+rng = np.random.default_rng(0)
+per = 250
+for t in range(n // per):  # real manifest rows, fresh structure hashes: n distinct structures
+    part = rows.take(rng.integers(0, rows.num_rows, per))
+    part = part.set_column(part.schema.get_field_index("hash"), "hash", pa.array([f"{x:024x}" for x in rng.integers(0, 2**62, per)]))
+    pq.write_table(part, out / "parts" / f"{t:06d}.parquet")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+s = finalize(BuildConfig(out=str(out), sources=[], split={"train": 1.0}), n // per)
+print(json.dumps({"rows": n, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_mib_before_merge": before,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def merge_memory(template: Path, n: int) -> dict:
+    """Peak RSS of the merge step alone (data_prep.finalize) over n manifest rows in parts of 250: the one step
+    of a build that sees every structure, measured to sizes a full build here could not reach in minutes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, "-c", MERGE_CHILD, str(REPO), str(template), str(Path(tmp) / "ds"), str(n)],
+                             capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def build_memory(n: int, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run([sys.executable, "-c", MEM_CHILD, str(REPO), str(Path(tmp) / "ds"), str(n), str(workers)],
@@ -160,6 +195,7 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--memory-sizes", type=int, nargs="*", default=[], help="build sizes for the peak-memory runs")
+    p.add_argument("--merge-sizes", type=int, nargs="*", default=[], help="row counts for the merge-only peak-memory runs")
     p.add_argument("--contended", action="store_true", help="say the machine was shared while measuring")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "data_throughput.json"))
     a = p.parse_args(argv)
@@ -179,6 +215,7 @@ def main(argv=None) -> dict:
                                                       for o, q in zip(ours, peer)}
         res["loader_vs_fairchem_ratio"] = res["loader_vs_fairchem_ratio_by_workers"]["2"]
         res["train_step"] = train_consumption(root, a.max_atoms, a.train_steps)
+        merged = {n: {**merge_memory(root, n), "machine": res["machine"]} for n in a.merge_sizes}
         ranks = 2  # the demo trains on 2 ranks, each with its own loader
         res["loader_vs_demo_training_ratio"] = round(
             ours[0]["structures_per_s"] / res["train_step"]["structures_per_s_per_rank"], 1)
@@ -189,6 +226,10 @@ def main(argv=None) -> dict:
     for n in a.memory_sizes:
         mem[n] = {"structures_requested": n, **build_memory(n, 2), "machine": res["machine"]}
     res["build_memory"] = [mem[k] for k in sorted(mem)]
+    merged = {r["rows"]: r for r in prev.get("merge_memory", [])} | merged
+    res["merge_memory"] = [merged[k] for k in sorted(merged)]
+    res["merge_memory_note"] = ("data_prep.finalize alone over n rows (real EMT manifest rows, fresh hashes) in parts of "
+                                "250, a fresh subprocess each; peak RSS includes the ~300 MiB the imports take")
     res["build_memory_note"] = ("EMT Cu/Al, all kinds, 250 structures per task, workers=2; peak RSS of the build's main "
                                 "process and of its largest worker, each run in a fresh subprocess")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 RECORD = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("order", "<u8")])
-BUCKET_ROWS = 1 << 22  # records per spill bucket (~96 MiB) when buckets are full
+BUCKET_ROWS = 1 << 20  # records per spill bucket (24 MiB) when buckets are full
+MAX_BUCKETS = 512  # open files at once; past 512M rows buckets grow instead
 COLLECT = 1 << 20  # order statistics: candidates gathered and sorted once this few remain
 
 
@@ -26,7 +27,7 @@ def duplicates(parts: Iterable[tuple[int, list[str], np.ndarray, np.ndarray]], n
     `parts` yields (part index, hashes, row indices, scope ids) for the usable rows; rows of different scopes
     (splits, when deduplicating per split) never count as copies of each other. Records go to hash-partitioned
     bucket files on disk; each bucket is then sorted on its own. Memory: one bucket plus the duplicates."""
-    n_buckets = max(1, math.ceil(n_rows / BUCKET_ROWS))
+    n_buckets = min(MAX_BUCKETS, max(1, math.ceil(n_rows / BUCKET_ROWS)))
     files = [open(tmp / f"bucket-{b:05d}.bin", "wb") for b in range(n_buckets)]
     try:
         for part, hashes, rows, scope in parts:

@@ -26,6 +26,7 @@ from data_prep.schema import MANIFEST_SCHEMA, UNITS
 from data_prep.split import SPLITS
 
 DEDUP = ("global", "per_split")  # per_split: a published test set stays whole even where training repeats it
+ROW_GROUP_ROWS = 16384
 STAT_COLUMNS = ["split", "z", "counts", "energy", "n_atoms", "n_force_comp", "f_sq_sum", "avg_neighbors"]
 
 
@@ -105,19 +106,18 @@ def finalize(cfg, n_tasks: int) -> dict:
     refs = final.refs()
 
     counts, atoms, reasons = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), {}
-    with pq.ParquetWriter(out / "manifest.parquet.tmp", MANIFEST_SCHEMA) as man, \
-            pq.ParquetWriter(out / "quarantine.parquet.tmp", MANIFEST_SCHEMA) as qua:
+    with RowGroups(out / "manifest.parquet.tmp") as man, RowGroups(out / "quarantine.parquet.tmp") as qua:
         for i in range(n_tasks):
             t = parts.read(i)
             kept, dup, outl = split_rows(i, t)
-            man.write_table(kept)
+            man.write(kept)
             final.add_residuals(_train(kept), refs)
             for s in SPLITS:
                 rows = kept.filter(pc.equal(kept.column("split"), s))
                 counts[s] += rows.num_rows
                 atoms[s] += int(pc.sum(rows.column("n_atoms")).as_py() or 0)
             for q in (t.filter(pc.is_valid(t.column("reason"))), _reason(dup, "duplicate"), _reason(outl, "energy_outlier")):
-                qua.write_table(q)
+                qua.write(q)
                 for r in q.column("reason").to_pylist():
                     reasons[r.split(":")[0]] = reasons.get(r.split(":")[0], 0) + 1
     os.replace(out / "quarantine.parquet.tmp", out / "quarantine.parquet")
@@ -144,6 +144,34 @@ def finalize(cfg, n_tasks: int) -> dict:
     }
     (out / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True))
     return {"out": str(out), "counts": counts, "quarantined": quarantined, "reasons": reasons}
+
+
+class RowGroups:
+    """A Parquet writer that gathers small per-part tables into row groups of ROW_GROUP_ROWS: a file's
+    metadata, held in memory until it is closed, grows with its number of row groups, not rows."""
+
+    def __init__(self, path: Path):
+        self.writer = pq.ParquetWriter(path, MANIFEST_SCHEMA)
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+
+    def write(self, t: pa.Table) -> None:
+        self.pending.append(t)
+        self.rows += t.num_rows
+        if self.rows >= ROW_GROUP_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=max(self.rows, 1))
+        self.pending, self.rows = [], 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.flush()
+        self.writer.close()
 
 
 def _train(t: pa.Table) -> pa.Table:
