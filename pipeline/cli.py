@@ -118,8 +118,8 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
         if not Path(ev["run"]).is_dir():
             raise UsageError(f"run directory not found: {ev['run']}")
         res = select_checkpoints(ev["run"], cfg["data"]["root"], ev["select_split"], float(ev["re_weight"]), ev["device"])
-        print((Path(ev["run"]) / "selection.md").read_text())
-        print(f"best: {res['best']} -> {ev['run']}/best_checkpoint.json (export checkpoint=best)")
+        print(Path(res["files"][1]).read_text())
+        print(res.get("note") or f"best: {res['best']} -> {ev['run']}/best_checkpoint.json (export checkpoint=best)")
         return
     if args:
         raise UsageError(f"unknown eval action {args[0]!r}; expected `atomforge eval` or `atomforge eval select`")

@@ -33,6 +33,10 @@ def test_select_ranks_checkpoints_and_export_best(run_with_checkpoints, emt_data
     best = json.loads((run / "best_checkpoint.json").read_text())
     assert best["tag"] == sel["best"] and sel["checkpoints"][best["tag"]]["rank_selection_score"] == 1
     assert "best by selection_score" in out
+    assert main(["eval", "select", *args, "eval.select_split=test"]) == 0  # a ranking on test never chooses
+    assert "analysis only" in capsys.readouterr().out
+    assert json.loads((run / "best_checkpoint.json").read_text()) == best
+    assert json.loads((run / "ranking-test.json").read_text())["split"] == "test"
     assert main(["export", f"run={run}", "checkpoint=best", f"out={tmp_path / 'hub'}"]) == 0
     assert json.loads((tmp_path / "hub" / "config.json").read_text())["training"]["checkpoint"] == best["tag"]
 
