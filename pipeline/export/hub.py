@@ -17,6 +17,7 @@ from pipeline.models.config import ModelConfig
 FORMAT_VERSION = 1
 FAIRCHEM_CKPT = "inference_ckpt.pt"
 ROUND_TRIP_TOL = 1e-6
+REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many times the model's run-to-run spread
 
 
 def _sha256(path: Path) -> str:
@@ -111,10 +112,14 @@ def _round_trip(model, run_dir: str, step: int, ema: bool) -> dict | None:
     rec = Path(run_dir) / PREDICTIONS
     if not (ema and rec.is_file() and json.loads(rec.read_text()).get("step") == step):
         return None
-    rel = compare(model, run_dir)
-    if rel > ROUND_TRIP_TOL:
-        raise RuntimeError(f"exported weights do not reproduce the trained EMA model (relative difference {rel:.2e})")
-    return {"max_relative_difference": rel, "tolerance": ROUND_TRIP_TOL}
+    rel, noise = compare(model, run_dir)
+    if rel > ROUND_TRIP_TOL:  # beyond 1e-6 only where the model itself does not repeat to better than that
+        rel, noise = compare(model, run_dir, repeats=2)
+    tol = max(ROUND_TRIP_TOL, REPEAT_FACTOR * noise)
+    if rel > tol:
+        raise RuntimeError(f"exported weights do not reproduce the trained EMA model (relative difference {rel:.2e}; "
+                           f"tolerance {tol:.2e}, the model's own repeatability {noise:.2e})")
+    return {"max_relative_difference": rel, "tolerance": tol, "self_repeat_difference": noise}
 
 
 def read_config(path: str | Path) -> dict:

@@ -43,21 +43,30 @@ def record_predictions(tc, model, state: dict, out: Path, step: int) -> Path:
     return Path(out)
 
 
-def compare(model, run_dir: str | Path, data_root: str | None = None) -> float:
-    """Largest relative difference between `model` and the run's recorded predictions (energies; forces on the
-    larger of the structure's max |F| and the training force RMS)."""
-    from pipeline.export.calculator import predict
-
-    rec = json.loads((Path(run_dir) / PREDICTIONS).read_text())
-    rows = rec["structures"]
-    structs = _structures(data_root or rec["data_root"], len(rows), [r["key"] for r in rows])
-    preds = predict(model, [s.to_atoms() for s in structs])
-    # forces relative to the larger of the structure's own and the training data's force scale: near equilibrium
-    # forces are ~0, and float32 sums in another order alone would move them by more than 1e-6 of themselves
-    f_floor = float(getattr(model, "energy_scale", 0.0) or 0.0)
+def _relative(rows: list[dict], preds: list[dict], f_floor: float) -> float:
     rel = 0.0
     for r, p in zip(rows, preds):
         f_ref = np.asarray(r["forces"])
         rel = max(rel, abs(p["energy"] - r["energy"]) / max(abs(r["energy"]), 1e-12),
                   float(np.abs(p["forces"] - f_ref).max() / max(np.abs(f_ref).max(), f_floor, 1e-12)))
     return rel
+
+
+def compare(model, run_dir: str | Path, data_root: str | None = None, repeats: int = 0) -> tuple[float, float]:
+    """(largest relative difference between `model` and the run's recorded predictions, the same measure between
+    `repeats` + 1 evaluations of `model` itself). Energies relative to |E|; forces relative to the larger of the
+    structure's max |F| and the training force scale: near equilibrium forces are ~0, and float32 sums in another
+    order alone would move them by more than 1e-6 of themselves. The self-difference is the model's own
+    repeatability: conservative forces (autograd through scatter sums) differ by ~1e-6 eV/Å between two
+    evaluations of the same weights on the same input."""
+    from pipeline.export.calculator import predict
+
+    rec = json.loads((Path(run_dir) / PREDICTIONS).read_text())
+    rows = rec["structures"]
+    structs = _structures(data_root or rec["data_root"], len(rows), [r["key"] for r in rows])
+    atoms = [s.to_atoms() for s in structs]
+    f_floor = float(getattr(model, "energy_scale", 0.0) or 0.0)
+    preds = predict(model, atoms)
+    first = [{"energy": p["energy"], "forces": p["forces"]} for p in preds]
+    noise = max((_relative(first, predict(model, atoms), f_floor) for _ in range(repeats)), default=0.0)
+    return _relative(rows, preds, f_floor), noise

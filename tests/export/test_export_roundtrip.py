@@ -18,8 +18,8 @@ def test_export_reproduces_ema_predictions(zero3_run, exported):
 
     rec = json.loads((zero3_run / "final_predictions.json").read_text())
     assert len(rec["structures"]) == 4 and rec["step"] == 4
-    rel = compare(load(exported), zero3_run)
-    assert rel <= 1e-6
+    rel, noise = compare(load(exported), zero3_run, repeats=1)
+    assert rel <= 1e-6 and noise <= 1e-6  # the same weights evaluated twice differ by ~4e-7 (scatter sums in float32)
     cfg = json.loads((exported / "config.json").read_text())
     assert cfg["round_trip"]["max_relative_difference"] <= 1e-6
     assert cfg["training"]["zero_stage"] == 3 and cfg["training"]["world_size"] == 2
@@ -29,7 +29,22 @@ def test_export_reproduces_ema_predictions(zero3_run, exported):
     from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 
     raw.load_state_dict(consolidated_state_dict(find_checkpoint(zero3_run), ema=False))
-    assert compare(raw, zero3_run) > 1e-4
+    assert compare(raw, zero3_run)[0] > 1e-4
+
+
+@pytest.mark.parametrize("rel,noise,ok", [(5e-7, 0.0, True), (2e-6, 0.0, False), (3e-6, 1e-6, True), (5e-6, 1e-6, False)])
+def test_round_trip_tolerance_follows_the_models_own_repeatability(tmp_path, monkeypatch, rel, noise, ok):
+    """1e-6, widened only to 4x the spread between two evaluations of the same weights (conservative forces)."""
+    import pipeline.export.verify as verify
+    from pipeline.export.hub import _round_trip
+
+    (tmp_path / verify.PREDICTIONS).write_text(json.dumps({"step": 7, "structures": []}))
+    monkeypatch.setattr(verify, "compare", lambda model, run, repeats=0: (rel, noise if repeats else 0.0))
+    if ok:
+        assert _round_trip(None, str(tmp_path), 7, ema=True)["max_relative_difference"] == rel
+    else:
+        with pytest.raises(RuntimeError, match="do not reproduce"):
+            _round_trip(None, str(tmp_path), 7, ema=True)
 
 
 def test_zero3_and_zero0_exports_identical(emt_dataset, tmp_path):
