@@ -106,10 +106,3 @@ class TrainStats:
             "elements": sorted(self.fit.col),
         }
 
-
-def statistics(train: pa.Table) -> dict:
-    """Card statistics of one in-memory table (both passes at once)."""
-    st = TrainStats().add(train)
-    refs = st.refs()
-    st.add_residuals(train, refs)
-    return st.result(refs)

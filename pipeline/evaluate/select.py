@@ -55,15 +55,15 @@ def select_checkpoints(run_dir: str, data_root: str, split: str = "val", re_weig
               "definition": "selection_score = force_rmse + re_weight * re_force_rms (eV/Å, lower is better)"}
     if all(r["n_re_atoms"] == 0 for r in rows.values()):
         result["warning"] = f"split {split!r} has no rare-event atoms: selection_score equals force_rmse"
-    if split == "test":  # analysis only: a checkpoint is never chosen on the test set
+    analysis_only = split == "test"  # a checkpoint is never chosen on the test set
+    if analysis_only:
         result["note"] = "ranking on the test split: analysis only, best_checkpoint.json (chosen on validation data) is left as it is"
-        result["files"] = [str(run / "ranking-test.json"), str(run / "ranking-test.md")]
-        (run / "ranking-test.json").write_text(json.dumps(result, indent=1))
-        (run / "ranking-test.md").write_text(_markdown(result))
+    stem = run / ("ranking-test" if analysis_only else "selection")
+    result["files"] = [str(stem) + ".json", str(stem) + ".md"]
+    Path(result["files"][0]).write_text(json.dumps(result, indent=1))
+    Path(result["files"][1]).write_text(_markdown(result))
+    if analysis_only:
         return result
-    result["files"] = [str(run / "selection.json"), str(run / "selection.md")]
-    (run / "selection.json").write_text(json.dumps(result, indent=1))
-    (run / "selection.md").write_text(_markdown(result))
     (run / "best_checkpoint.json").write_text(json.dumps({"tag": by_score[0], "metric": "selection_score",
                                                           "value": rows[by_score[0]]["selection_score"], "split": split}, indent=1))
     return result
