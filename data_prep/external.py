@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 RECORD = np.dtype([("hi", "<u8"), ("lo", "<u8"), ("order", "<u8")])
-BUCKET_ROWS = 1 << 20  # records per spill bucket (24 MiB) when buckets are full
-MAX_BUCKETS = 512  # open files at once; past 512M rows buckets grow instead
-COLLECT = 1 << 20  # order statistics: candidates gathered and sorted once this few remain
+BUCKET_ROWS = 1 << 16  # records per spill bucket (1.5 MiB) while at most MAX_BUCKETS are needed
+MAX_BUCKETS = 512  # open files at once; past 32M rows buckets grow instead (48 MiB each at 1G rows)
+COLLECT = 1 << 16  # order statistics: candidates gathered and sorted once this few remain
 
 
 def hash_keys(hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
