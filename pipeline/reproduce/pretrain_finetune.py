@@ -4,10 +4,13 @@ plot test force MAE vs data fraction."""
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.reproduce.mlearn_si import PUBLISHED
 from pipeline.reproduce.runner import Runner, fmt, merge, subset, table
+from pipeline.train.node import forwarding_signals
 
 LABELS = {"scratch": "from scratch", "no_si": "fine-tuned from pre-trained (no Si)",
           "with_si_re": "fine-tuned from pre-trained (+ silicon_re)"}
@@ -78,23 +81,34 @@ def run(cfg: dict) -> dict:
                         "counts": card.get("counts"), "elements": card.get("elements")}
 
     curves: dict = {"scratch": {}, **{v: {} for v in hubs}}
-    counts, runs = {}, {}
+    counts, runs, jobs = {}, {}, []
     for f in fractions:
         root = r.build(f"si_{pct(f)}", fraction_sources(ft, f, seed), ft["split"])
         counts[f] = int(json.loads((root / "card.json").read_text())["counts"]["train"])
-        jobs = [("scratch", f"scratch_{pct(f)}", {}, ft["train"])]
-        jobs += [(v, f"ft_{v}_{pct(f)}", {"init_from": str(hub), "init_refs": ft["init_refs"],
-                                          "freeze_backbone_steps": int(ft["freeze_backbone_steps"])},
+        jobs.append(("scratch", f, root, f"scratch_{pct(f)}", {}, ft["train"]))
+        jobs += [(v, f, root, f"ft_{v}_{pct(f)}", {"init_from": str(hub), "init_refs": ft["init_refs"],
+                                                   "freeze_backbone_steps": int(ft["freeze_backbone_steps"])},
                   merge(ft["train"], ft["finetune_train"])) for v, hub in hubs.items()]
-        for key, name, extra, train in jobs:
-            run_dir = r.train(name, root, train=train, **extra)
-            hub, sel = r.select_export(run_dir, root)
-            ev = r.evaluate(hub, root, r.out / "evals" / name, plots=False)
-            a = ev["all"]
-            curves[key][f] = {"force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
-                              "force_rmse": a["force_rmse"], "n_train": counts[f], "selected": sel["best"],
-                              "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
-            runs[name] = str(run_dir)
+
+    def one(job):
+        key, f, root, name, extra, train = job
+        run_dir = r.train(name, root, train=train, **extra)
+        hub, sel = r.select_export(run_dir, root)
+        a = r.evaluate(hub, root, r.out / "evals" / name, plots=False)["all"]
+        curves[key][f] = {"force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
+                          "force_rmse": a["force_rmse"], "n_train": counts[f], "selected": sel["best"],
+                          "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
+        runs[name] = str(run_dir)
+
+    # independent runs side by side (`finetune.parallel`): on a CPU with a core per run, two one-thread runs take
+    # about as long as one; the main thread keeps forwarding preemption signals to every run's ranks
+    parallel = max(1, int(ft.get("parallel", 1)))
+    if parallel > 1:  # runs side by side share the cores: one OpenMP pool each, not one per core each
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // (parallel * int(s["world_size"])))))
+    with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
+        for fut in [pool.submit(one, j) for j in jobs]:
+            fut.result()
+    curves = {k: dict(sorted(c.items())) for k, c in curves.items()}
 
     png = plot(curves, fractions, counts, r.out)
     top = max(fractions)  # 1.0 in the full recipe: the scratch model's full-data error

@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -41,6 +43,34 @@ def _ignore_preempt_signals():
         signal.signal(s, signal.SIG_IGN)
 
 
+@contextmanager
+def forwarding_signals():
+    """While inside, a preemption signal to this process goes to every process it started (torchrun ignores it,
+    its ranks checkpoint and exit) instead of killing it. Only the main thread can set handlers: runs launched
+    from other threads (parallel runs of a reproduce recipe) rely on the main thread being inside this too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum, frame):
+        try:
+            children = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
+            try:
+                child.send_signal(signum)
+            except psutil.Error:
+                pass  # a rank already gone: torchrun reports it
+
+    old = {s: signal.signal(s, forward) for s in PREEMPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None) -> int:
     env = dict(os.environ if env is None else env)
     check_slurm_layout(env)
@@ -48,20 +78,8 @@ def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None
     run_dir = Path(json.loads(Path(config_path).read_text())["run_dir"])
     cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, "-m", "pipeline.train.worker", config_path]
     proc = subprocess.Popen(cmd, env=env, preexec_fn=_ignore_preempt_signals)
-
-    def forward(signum, frame):
-        try:
-            for child in psutil.Process(proc.pid).children(recursive=True):
-                child.send_signal(signum)
-        except psutil.Error:
-            pass  # a rank already gone: torchrun reports it
-
-    old = {s: signal.signal(s, forward) for s in PREEMPT_SIGNALS}
-    try:
+    with forwarding_signals():
         rc = proc.wait()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
     if rc == 0 and preempted(run_dir):
         return EXIT_REQUEUE
     return rc
