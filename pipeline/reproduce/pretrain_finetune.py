@@ -71,14 +71,30 @@ def run(cfg: dict) -> dict:
     p, ft, seed = s["pretrain"], s["finetune"], s["seed"]
     fractions = sorted(float(f) for f in ft["fractions"])
 
+    parallel = max(1, int(s.get("parallel", 1)))
+    if parallel > 1:  # runs side by side share the cores: one OpenMP pool each, not one per core each
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // (parallel * int(s["world_size"])))))
+
+    def side_by_side(fn, items):
+        """fn over items, `parallel` at a time (two one-thread runs on two cores take about as long as
+        one); the main thread keeps forwarding preemption signals to every run's ranks."""
+        with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
+            for fut in [pool.submit(fn, x) for x in items]:
+                fut.result()
+
     hubs, pre = {}, {}
-    for variant in p["variants"]:
-        root = r.build(f"pretrain_{variant}", pretrain_sources(p, variant), p["split"])
+    roots = {v: r.build(f"pretrain_{v}", pretrain_sources(p, v), p["split"]) for v in p["variants"]}
+
+    def pretrain(variant):
+        root = roots[variant]
         run_dir = r.train(f"pretrain_{variant}", root, train=p["train"])
         hubs[variant], sel = r.select_export(run_dir, root)
         card = json.loads((root / "card.json").read_text())
         pre[variant] = {"hub": str(hubs[variant]), "selected": sel["best"], "val": sel["checkpoints"][sel["best"]],
                         "counts": card.get("counts"), "elements": card.get("elements")}
+
+    side_by_side(pretrain, p["variants"])
+    hubs = {v: hubs[v] for v in p["variants"]}  # the variants' order, not the finishing order
 
     curves: dict = {"scratch": {}, **{v: {} for v in hubs}}
     counts, runs, jobs = {}, {}, []
@@ -100,14 +116,7 @@ def run(cfg: dict) -> dict:
                           "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
         runs[name] = str(run_dir)
 
-    # independent runs side by side (`finetune.parallel`): on a CPU with a core per run, two one-thread runs take
-    # about as long as one; the main thread keeps forwarding preemption signals to every run's ranks
-    parallel = max(1, int(ft.get("parallel", 1)))
-    if parallel > 1:  # runs side by side share the cores: one OpenMP pool each, not one per core each
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // (parallel * int(s["world_size"])))))
-    with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
-        for fut in [pool.submit(one, j) for j in jobs]:
-            fut.result()
+    side_by_side(one, jobs)
     curves = {k: dict(sorted(c.items())) for k, c in curves.items()}
 
     png = plot(curves, fractions, counts, r.out)
