@@ -94,7 +94,7 @@ def run(cfg: dict) -> dict:
                         "counts": card.get("counts"), "elements": card.get("elements")}
 
     side_by_side(pretrain, p["variants"])
-    hubs = {v: hubs[v] for v in p["variants"]}  # the variants' order, not the finishing order
+    hubs, pre = ({v: d[v] for v in p["variants"]} for d in (hubs, pre))  # the variants' order, not the finishing order
 
     curves: dict = {"scratch": {}, **{v: {} for v in hubs}}
     counts, runs, jobs = {}, {}, []
