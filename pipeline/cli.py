@@ -20,7 +20,7 @@ stages:
   plan     per-rank memory per ZeRO stage       atomforge plan model=esen_l world_size=16 train.max_atoms=512 gpu_gib=80
   demo     the whole chain on the embedded EMT default, 2 ranks
   sweep    scaling-law sweeps (plan, launch, collect, fit)
-  reproduce  a published comparison -> results/<name>/   atomforge reproduce mlearn-si|silicon-re|pretrain-finetune
+  reproduce  a published comparison -> results/<name>/   atomforge reproduce mlearn-si|silicon-re|pretrain-finetune|si-vacancy
            the CI-sized chain (minutes)                 atomforge reproduce mlearn-si smoke=true out=/tmp/r work=/tmp/w
 
 Set ATOMFORGE_DEBUG=1 for full tracebacks."""

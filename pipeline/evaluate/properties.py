@@ -27,8 +27,10 @@ DEFINITIONS = {
 }
 
 
-def fcc_cell(element: str, repeat: int = 2):
-    return bulk(element, "fcc", cubic=True).repeat(repeat)
+def crystal_cell(element: str, repeat: int = 2, a: float | None = None):
+    """Cubic cell of the element's ground-state structure as ASE knows it (fcc for the EMT metals, diamond for
+    Si); `a` overrides the lattice constant (e.g. the DFT one, so the model sees the cell its data came from)."""
+    return bulk(element, cubic=True, a=a).repeat(repeat)
 
 
 def _relax(atoms, make_calc, fmax: float, steps: int):
@@ -37,8 +39,9 @@ def _relax(atoms, make_calc, fmax: float, steps: int):
     return atoms
 
 
-def vacancy_formation_energy(make_calc, element: str, repeat: int = 2, fmax: float = 0.02, steps: int = 200) -> dict:
-    perfect = fcc_cell(element, repeat)
+def vacancy_formation_energy(make_calc, element: str, repeat: int = 2, fmax: float = 0.02, steps: int = 200,
+                             a: float | None = None) -> dict:
+    perfect = crystal_cell(element, repeat, a)
     perfect.calc = make_calc()
     e_perfect = perfect.get_potential_energy()
     n = len(perfect)
@@ -48,9 +51,9 @@ def vacancy_formation_energy(make_calc, element: str, repeat: int = 2, fmax: flo
     return {"value": float(vac.get_potential_energy() - (n - 1) / n * e_perfect), "n_atoms": n}
 
 
-def vacancy_hop_endpoints(element: str, repeat: int = 2):
+def vacancy_hop_endpoints(element: str, repeat: int = 2, lattice: float | None = None):
     """Unrelaxed initial and final cells of a nearest-neighbour vacancy hop (vacancy at atom 0's site)."""
-    a = fcc_cell(element, repeat)
+    a = crystal_cell(element, repeat, lattice)
     j = 1 + int(np.argmin(a.get_distances(0, list(range(1, len(a))), mic=True)))
     site0 = a.positions[0].copy()
     init = a.copy()
@@ -61,11 +64,11 @@ def vacancy_hop_endpoints(element: str, repeat: int = 2):
 
 
 def neb_barrier(make_calc, element: str, repeat: int = 2, n_images: int = 5, fmax: float = 0.03,
-                steps: int = 300, climb: bool = True) -> dict:
+                steps: int = 300, climb: bool = True, a: float | None = None, relax_steps: int | None = None) -> dict:
     """CI-NEB barrier of a vacancy hop; images interpolated with IDPP between relaxed end points."""
-    init, final = vacancy_hop_endpoints(element, repeat)
-    _relax(init, make_calc, fmax, steps)
-    _relax(final, make_calc, fmax, steps)
+    init, final = vacancy_hop_endpoints(element, repeat, a)
+    _relax(init, make_calc, fmax, steps if relax_steps is None else relax_steps)
+    _relax(final, make_calc, fmax, steps if relax_steps is None else relax_steps)
     images = [init] + [init.copy() for _ in range(n_images)] + [final]
     for im in images[1:-1]:
         im.calc = make_calc()
@@ -169,7 +172,7 @@ def property_suite(make_calc, teacher, elements=("Cu",), repeat: int = 2, md_ste
     out = {}
     for el in elements:
         res = {}
-        cell = fcc_cell(el, repeat)
+        cell = crystal_cell(el, repeat)
         vac = cell.copy()
         del vac[0]
         if "vacancy_formation_energy" in which:

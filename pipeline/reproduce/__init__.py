@@ -10,6 +10,7 @@ RESULTS = {  # CLI name -> (config entry, module)
     "mlearn-si": ("mlearn_si", "pipeline.reproduce.mlearn_si"),
     "silicon-re": ("silicon_re", "pipeline.reproduce.silicon_re"),
     "pretrain-finetune": ("pretrain_finetune", "pipeline.reproduce.pretrain_finetune"),
+    "si-vacancy": ("si_vacancy", "pipeline.reproduce.si_vacancy"),
 }
 
 
