@@ -4,7 +4,6 @@ plot test force MAE vs data fraction."""
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,9 +70,7 @@ def run(cfg: dict) -> dict:
     p, ft, seed = s["pretrain"], s["finetune"], s["seed"]
     fractions = sorted(float(f) for f in ft["fractions"])
 
-    parallel = max(1, int(s.get("parallel", 1)))
-    if parallel > 1:  # runs side by side share the cores: one OpenMP pool each, not one per core each
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // (parallel * int(s["world_size"])))))
+    parallel = r.concurrent_runs = max(1, int(s.get("parallel", 1)))
 
     def side_by_side(fn, items):
         """fn over items, `parallel` at a time (two one-thread runs on two cores take about as long as

@@ -50,6 +50,7 @@ class Runner:
         self.work = Path(self.s["work"])
         self.device = self.s.get("device") or ("cuda" if _has_cuda() else "cpu")
         self.timings: dict[str, float] = {}
+        self.concurrent_runs = 1  # trainings this recipe runs side by side (they split the cores)
         self.t0 = time.perf_counter()
         if self.out.resolve() == REPO.resolve() or self.work.resolve() == REPO.resolve():
             raise UsageError("reproduce.out and reproduce.work must be folders of their own, not the repository root")
@@ -96,7 +97,7 @@ class Runner:
                                     "seed": self.s["seed"], **tr, **extra})
         t = time.perf_counter()
         self.log(f"train {name}: {tc.model.name}, {tc.steps} steps, init_from={tc.init_from or 'scratch'} -> {run_dir}")
-        rc = launch(tc)
+        rc = launch(tc, self.concurrent_runs)
         if rc != 0:
             raise UsageError(f"training {name} failed (exit code {rc}); see {run_dir}")
         self.timings[f"train {name}"] = time.perf_counter() - t

@@ -9,7 +9,9 @@ from pathlib import Path
 from pipeline.train.config import TrainConfig
 
 
-def launch(tc: TrainConfig) -> int:
+def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
+    """`concurrent_runs`: trainings this process runs side by side; they share the cores (one OpenMP pool per rank
+    of each, not one per core each) unless OMP_NUM_THREADS is set."""
     run_dir = Path(tc.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "train_config.json"
@@ -21,7 +23,7 @@ def launch(tc: TrainConfig) -> int:
         run(tc)
         return EXIT_REQUEUE if preempted(run_dir) else 0
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // tc.world_size)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // (tc.world_size * max(1, concurrent_runs)))))
     if not _has_cuda():
         env.setdefault("DS_ACCELERATOR", "cpu")
     from pipeline.train.node import run_node
