@@ -116,7 +116,8 @@ def plot_neb(props: dict, labels: dict, band: tuple[float, float], out: Path) ->
     ax.set_xlabel("path length (Å)")
     ax.set_ylabel("E - E_initial (eV)")
     ax.set_title("Si vacancy hop (CI-NEB)")
-    ax.legend(fontsize=8)
+    ax.set_ylim(top=band[1] + 0.35)  # room for the legend above the published band
+    ax.legend(fontsize=8, loc="upper right")
     return save_figure(fig, out / "neb_si_vacancy.png")
 
 
@@ -178,11 +179,11 @@ def run(cfg: dict) -> dict:
         conclusion = (f"The averaged force error prefers {labels[verdicts['averaged_force_error']]}, the RE force error "
                       f"prefers {labels[verdicts['re_force_error']]}; the vacancy migration barrier is closer to the "
                       f"published values for {labels[barrier_side]}, i.e. it sides with **{side}**.")
-    dips = [f"{labels[role]} puts a mid-hop image {-prop_out['vacancy_migration_barrier'][role]['lowest_interior_image']:.3f} eV "
+    dips = [f"The {labels[role]} model puts a mid-hop image {-prop_out['vacancy_migration_barrier'][role]['lowest_interior_image']:.3f} eV "
             "below the vacancy (a spurious minimum on the path)" for role in roles
             if prop_out["vacancy_migration_barrier"][role]["lowest_interior_image"] < -0.01]
     vf_side = verdicts["vacancy_formation_energy"]
-    conclusion += (" " + "; ".join(dips) + "." if dips else "")
+    conclusion += (" " + " ".join(d + "." for d in dips) if dips else "")
     conclusion += (f" The vacancy formation energy, an equilibrium property, is closer to the published values for "
                    f"{labels[vf_side]}." if vf_side else " The vacancy formation energy does not separate them.")
     neb_png = plot_neb(props, labels, reference_band("vacancy_migration_barrier"), r.out)
