@@ -132,7 +132,7 @@ class Runner:
         from omegaconf import OmegaConf
 
         self.timings["total"] = time.perf_counter() - self.t0
-        prov = provenance(self.device)
+        prov = provenance(self.device, exclude=self.out)
         metrics = {"result": self.s["name"], "variant": self.s["variant"], **metrics, "provenance": prov,
                    "timings_s": {k: round(v, 2) for k, v in self.timings.items()}}
         (self.out / "metrics.json").write_text(json.dumps(_finite_or_null(metrics), indent=1, sort_keys=False))
@@ -165,7 +165,9 @@ def subset(spec: dict, fraction: float, seed: int, split: dict | None = None, sp
     return out
 
 
-def provenance(device: str) -> dict:
+def provenance(device: str, exclude: Path | None = None) -> dict:
+    """Commit, device and versions; `exclude`: the result's own folder, whose files this run is rewriting (a
+    committed result being reproduced is not an uncommitted change to the code)."""
     import torch
 
     def git(*args):
@@ -175,7 +177,13 @@ def provenance(device: str) -> dict:
             return ""
 
     commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    skip = []
+    if exclude is not None:
+        try:
+            skip = [f":(exclude){Path(exclude).resolve().relative_to(REPO.resolve())}"]
+        except ValueError:  # outside the repository: nothing of it is tracked
+            pass
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", *skip))
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = f"GPU: {torch.cuda.get_device_name(0)}"
     else:
