@@ -51,12 +51,12 @@ def vacancy_formation_energy(make_calc, element: str, repeat: int = 2, fmax: flo
     return {"value": float(vac.get_potential_energy() - (n - 1) / n * e_perfect), "n_atoms": n}
 
 
-def vacancy_hop_endpoints(element: str, repeat: int = 2, lattice: float | None = None):
+def vacancy_hop_endpoints(element: str, repeat: int = 2, a: float | None = None):
     """Unrelaxed initial and final cells of a nearest-neighbour vacancy hop (vacancy at atom 0's site)."""
-    a = crystal_cell(element, repeat, lattice)
-    j = 1 + int(np.argmin(a.get_distances(0, list(range(1, len(a))), mic=True)))
-    site0 = a.positions[0].copy()
-    init = a.copy()
+    cell = crystal_cell(element, repeat, a)
+    j = 1 + int(np.argmin(cell.get_distances(0, list(range(1, len(cell))), mic=True)))
+    site0 = cell.positions[0].copy()
+    init = cell.copy()
     del init[0]
     final = init.copy()
     final.positions[j - 1] = site0  # the neighbour jumps into the vacancy
@@ -67,8 +67,9 @@ def neb_barrier(make_calc, element: str, repeat: int = 2, n_images: int = 5, fma
                 steps: int = 300, climb: bool = True, a: float | None = None, relax_steps: int | None = None) -> dict:
     """CI-NEB barrier of a vacancy hop; images interpolated with IDPP between relaxed end points."""
     init, final = vacancy_hop_endpoints(element, repeat, a)
-    _relax(init, make_calc, fmax, steps if relax_steps is None else relax_steps)
-    _relax(final, make_calc, fmax, steps if relax_steps is None else relax_steps)
+    relax_steps = steps if relax_steps is None else relax_steps
+    _relax(init, make_calc, fmax, relax_steps)
+    _relax(final, make_calc, fmax, relax_steps)
     images = [init] + [init.copy() for _ in range(n_images)] + [final]
     for im in images[1:-1]:
         im.calc = make_calc()
