@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from pipeline.train.checkpoint import MARKER, complete_checkpoints
+from pipeline.train.safe_load import load_tensors, weights_only
 
 
 def find_checkpoint(run_dir: str | Path, which: str = "latest") -> Path:
@@ -32,14 +33,15 @@ def consolidated_state_dict(ckpt: Path, ema: bool = True) -> dict[str, torch.Ten
     cfg = json.loads((ckpt / "config.json").read_text())
     stage = cfg["train"]["deepspeed"]["stage"]
     if stage == 0:
-        sd = torch.load(ckpt / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)["module"]
+        sd = load_tensors(ckpt / "mp_rank_00_model_states.pt")["module"]
         sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     else:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        sd = dict(get_fp32_state_dict_from_zero_checkpoint(str(ckpt.parent), tag=ckpt.name))
+        with weights_only(ckpt):  # the converter's own torch.load(weights_only=False) calls included
+            sd = dict(get_fp32_state_dict_from_zero_checkpoint(str(ckpt.parent), tag=ckpt.name))
     if ema:
-        full = torch.load(ckpt / "ema.pt", map_location="cpu", weights_only=True)
+        full = load_tensors(ckpt / "ema.pt")
         missing = set(full) - set(sd)
         if missing:
             raise RuntimeError(f"EMA weights name parameters the checkpoint lacks: {sorted(missing)[:3]}")

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from pipeline.train.safe_load import UnsafeFileError, load_tensors, weights_only
+
 log = logging.getLogger(__name__)
 MARKER = "COMPLETE"
 
@@ -32,13 +34,24 @@ def complete_checkpoints(root: Path) -> list[Path]:
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Tensors and plain numbers only, so the file loads with weights_only=True."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next}}
 
 
 def set_rng_state(state: dict):
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    n, p = state["numpy"], state["python"]
+    if isinstance(n, dict):
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+        random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss_next"]))
+    else:  # written before RNG files held only tensors (numpy's state tuple, python's as a tuple)
+        np.random.set_state(n)
+        random.setstate(p)
 
 
 class CheckpointError(RuntimeError):
@@ -99,15 +112,20 @@ def load_newest(engine, root: Path, ema, explicit: str | None = None) -> dict | 
     rank = dist.get_rank()
     candidates = [Path(explicit)] if explicit else list(reversed(complete_checkpoints(root)))
     for ck in candidates:
-        error = None
+        error, unsafe = None, False
         try:
-            path, client = engine.load_checkpoint(str(ck.parent), tag=ck.name, load_module_strict=True)
+            with weights_only(ck):  # DeepSpeed's own torch.load calls included
+                path, client = engine.load_checkpoint(str(ck.parent), tag=ck.name, load_module_strict=True)
             if path is None:
                 raise RuntimeError("DeepSpeed found nothing to load")
-            ema.load_state_dict(torch.load(ck / f"ema_rank{rank}.pt", weights_only=False))
-            set_rng_state(torch.load(ck / f"rng_rank{rank}.pt", weights_only=False))
+            ema.load_state_dict(load_tensors(ck / f"ema_rank{rank}.pt"))
+            set_rng_state(load_tensors(ck / f"rng_rank{rank}.pt"))
+        except UnsafeFileError as e:
+            error, unsafe = e, True
         except Exception as e:  # noqa: BLE001 - any broken file means: try the previous one
             error = e
+        if not _all_ok(not unsafe):  # a file that would run code stops the run: never quietly fall back past it
+            raise UnsafeFileError(str(error) if unsafe else f"refusing to resume from {ck}: another rank found pickled code in it")
         if not _all_ok(error is None):  # every rank resumes from the same step, or none does
             if explicit:
                 raise RuntimeError(f"cannot resume from {ck}: {error or 'unreadable on another rank'}") from error

@@ -35,10 +35,11 @@ def main(argv=None):
         tc = TrainConfig.from_dict(json.load(f))
     from pipeline.train.checkpoint import CheckpointError
     from pipeline.train.guard import NonFiniteLoss
+    from pipeline.train.safe_load import UnsafeFileError
 
     try:
         run(tc)
-    except (CheckpointError, NonFiniteLoss) as e:  # expected failures: one clear line, not a traceback per rank
+    except (CheckpointError, NonFiniteLoss, UnsafeFileError) as e:  # expected failures: one clear line, not a traceback per rank
         print(f"atomforge: error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
 

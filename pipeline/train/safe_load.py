@@ -1,0 +1,80 @@
+"""Reading torch files that may come from someone else without running code from them.
+
+A `.pt` file is a pickle, and a pickle can call any function while it loads. Our own side files hold only
+tensors and plain values (loaded with `weights_only=True`), but DeepSpeed's loaders and converters call
+`torch.load(weights_only=False)` themselves. Inside `weights_only()` every `torch.load` in the process,
+theirs included, goes through torch's weights-only unpickler, which builds tensors, containers and an
+explicit list of DeepSpeed's plain record types and refuses everything else before calling it.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+_FORCE = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
+
+
+class UnsafeFileError(RuntimeError):
+    """A file that would run code when loaded; never retried with a laxer loader."""
+
+
+def _allowed() -> list:
+    """Plain records DeepSpeed writes into its optimizer states (an enum, a scaler's numbers, a dataclass) and the
+    numpy pieces of RNG files written before they were stored as tensors."""
+    import numpy as np
+    from numpy._core.multiarray import _reconstruct
+
+    allowed = [np.ndarray, np.dtype, _reconstruct, *(type(np.dtype(t)) for t in (np.uint32, np.int64, np.float64))]
+    try:
+        from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+        from deepspeed.runtime.zero.config import ZeroStageEnum
+        from deepspeed.utils.tensor_fragment import fragment_address
+
+        allowed += [ZeroStageEnum, LossScaler, DynamicLossScaler, fragment_address]
+    except ImportError:  # deepspeed is only needed where its checkpoints are read
+        pass
+    return allowed
+
+
+@contextmanager
+def weights_only(what: str | Path = "checkpoint"):
+    """Every torch.load inside refuses pickled code; a refusal surfaces as UnsafeFileError naming `what`."""
+    old = os.environ.get(_FORCE)
+    os.environ[_FORCE] = "1"
+    try:
+        with torch.serialization.safe_globals(_allowed()):
+            yield
+    except pickle.UnpicklingError as e:
+        raise UnsafeFileError(f"refusing to load {what}: {_culprit(e)}") from None
+    except Exception as e:  # DeepSpeed wraps some load errors; find the unpickler's refusal underneath
+        cause = e
+        while cause is not None and not isinstance(cause, pickle.UnpicklingError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise UnsafeFileError(f"refusing to load {what}: {_culprit(cause)}") from None
+    finally:
+        if old is None:
+            os.environ.pop(_FORCE, None)
+        else:
+            os.environ[_FORCE] = old
+
+
+def _culprit(e: Exception) -> str:
+    """The one line of torch's long message that says what the file asked to call."""
+    for line in str(e).splitlines():
+        line = line.strip()
+        if "GLOBAL" in line or "Unsupported" in line:
+            return f"it holds pickled code, not only tensors ({line})"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"it is not a plain tensor file ({first})"
+
+
+def load_tensors(path: str | Path, map_location="cpu"):
+    """torch.load of one of our own side files: tensors and plain values only."""
+    with weights_only(path):
+        return torch.load(path, map_location=map_location, weights_only=True)
