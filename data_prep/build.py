@@ -8,6 +8,7 @@ Layout of `out/`:
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,12 +22,16 @@ import webdataset as wds
 from tqdm import tqdm
 
 from data_prep.finalize import finalize
+from data_prep.fingerprint import META_KEY, drop_stale, fingerprint, remove_task_outputs, stored_fingerprint
+from data_prep.lock import OutputLock
 from data_prep.neighbors import neighbour_stats
 from data_prep.sample_codec import encode
 from data_prep.sources import make_source
 from data_prep.split import SPLITS, assign_split
+from data_prep.structure import ReadError
 from data_prep.schema import MANIFEST_SCHEMA
 from data_prep.validate import ValidationConfig, check
+from data_prep.workers import init_worker
 
 
 @dataclass
@@ -77,28 +82,74 @@ def _avg_neighbors(s, cutoff: float) -> float:
     return neighbour_stats(s, cutoff)[1]
 
 
+def _error_row(source: str, where: str, reason: str) -> dict:
+    """A quarantine row for a record that never became a Structure (unreadable frame or file, failed check)."""
+    digest = hashlib.blake2b(f"{where}|{reason}".encode(), digest_size=10).hexdigest()
+    src = "".join(c if c.isalnum() or c in "_" else "_" for c in source)
+    return {"key": f"{src}-{digest}", "shard": "", "index": -1, "n_atoms": 0, "formula": "", "elements": [], "z": [],
+            "counts": [], "source": source, "group": "", "split": "", "energy": float("nan"),
+            "energy_per_atom": float("nan"), "max_force": float("nan"), "f_sq_sum": 0.0, "n_force_comp": 0,
+            "has_stress": False, "n_re": 0, "avg_neighbors": 0.0, "hash": "", "flags": [reason.split(":")[0]],
+            "reason": reason}
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(f"{type(e).__name__}: {e}".split())[:300]
+
+
+def _task_file(task) -> str:
+    """The file a task reads, for naming it in a reason (the first path-like element), else the task itself."""
+    for x in task if isinstance(task, (tuple, list)) else (task,):
+        if isinstance(x, str):
+            return x
+    return repr(task)[:120]
+
+
+def _records(src, task):
+    """The task's records; an exception from the reader ends the task as one quarantine row naming the file
+    and the frame it stopped at, keeping everything read before it."""
+    n = 0
+    try:
+        for s in src.read(task):
+            yield s
+            n += 1
+    except Exception as e:  # noqa: BLE001 - one bad record never sinks a build
+        yield ReadError(_task_file(task), n, f"reader stopped: {_one_line(e)}")
+
+
 def _run_task(args) -> str:
-    out, tid, spec, task, split_fr, seed, vcfg, cutoff, fixed_split = args
+    out, tid, spec, task, split_fr, seed, vcfg, cutoff, fixed_split, fp = args
     out = Path(out)
+    remove_task_outputs(out, tid)  # a redone task starts from nothing (its splits may differ from last time)
     src = make_source(spec)
     vc = ValidationConfig(**vcfg)
     writers, rows = {}, []
     counters = {k: 0 for k in SPLITS}
     tmp = {}
+    pid = os.getpid()
     try:
-        for s in src.read(task):
-            reason = check(s, vc)
-            key = s.key()
-            if reason is not None:
-                rows.append(_row(s, key, "", "", -1, reason, cutoff))
+        for i, s in enumerate(_records(src, task)):
+            if isinstance(s, ReadError):
+                rows.append(_error_row(src.name, f"{tid}:{i}", s.reason()))
                 continue
-            split = fixed_split or assign_split(s.group, split_fr, seed)
-            shard = f"{split}-{tid:06d}.tar"
+            try:
+                reason = check(s, vc, cutoff)
+                key = s.key()
+                if reason is not None:
+                    rows.append(_row(s, key, "", "", -1, reason, cutoff))
+                    continue
+                split = fixed_split or assign_split(s.group, split_fr, seed)
+                shard = f"{split}-{tid:06d}.tar"
+                row = _row(s, key, split, shard, counters[split], None, cutoff)
+                sample = encode(s, key, split)
+            except Exception as e:  # noqa: BLE001 - a record the checks themselves choke on is quarantined
+                rows.append(_error_row(src.name, f"{tid}:{i}", f"invalid: {_task_file(task)}:{i}: {_one_line(e)}"))
+                continue
             if split not in writers:
-                tmp[split] = out / "shards" / f".{shard}.tmp"
+                tmp[split] = out / "shards" / f".{shard}.{pid}.tmp"
                 writers[split] = wds.TarWriter(str(tmp[split]), mtime=0.0)
-            writers[split].write(encode(s, key, split))
-            rows.append(_row(s, key, split, shard, counters[split], None, cutoff))
+            writers[split].write(sample)
+            rows.append(row)
             counters[split] += 1
     finally:
         for w in writers.values():
@@ -106,17 +157,14 @@ def _run_task(args) -> str:
     for split, path in tmp.items():
         os.replace(path, out / "shards" / f"{split}-{tid:06d}.tar")
     part = out / "parts" / f"{tid:06d}.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), str(part) + ".tmp")
-    os.replace(str(part) + ".tmp", part)  # the task counts as done only once this exists
+    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA).replace_schema_metadata({META_KEY: fp.encode()})
+    part_tmp = f"{part}.{pid}.tmp"
+    pq.write_table(table, part_tmp)
+    os.replace(part_tmp, part)  # the task counts as done only once this exists
     return part.name
 
 
-
-
-def build(cfg: BuildConfig, progress: bool = True) -> dict:
-    out = Path(cfg.out)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    (out / "parts").mkdir(exist_ok=True)
+def _jobs(cfg: BuildConfig) -> list[tuple]:
     jobs = []
     for spec in cfg.sources:
         spec = dict(spec)
@@ -125,16 +173,30 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
             raise ValueError(f"source split must be one of {SPLITS}, got {fixed!r}")
         src = make_source(spec)
         for task in src.tasks():
-            jobs.append((spec, task, fixed))
+            jobs.append((spec, task, fixed, fingerprint(src, spec, task, fixed, cfg)))
+    return jobs
+
+
+def build(cfg: BuildConfig, progress: bool = True) -> dict:
+    out = Path(cfg.out)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    (out / "parts").mkdir(exist_ok=True)
+    with OutputLock(out):
+        return _build_locked(cfg, out, progress)
+
+
+def _build_locked(cfg: BuildConfig, out: Path, progress: bool) -> dict:
+    jobs = _jobs(cfg)
+    drop_stale(out, len(jobs))
     todo = [
-        (str(out), tid, spec, task, cfg.split, cfg.seed, cfg.validation, cfg.cutoff, fixed)
-        for tid, (spec, task, fixed) in enumerate(jobs)
-        if not (out / "parts" / f"{tid:06d}.parquet").exists()
+        (str(out), tid, spec, task, cfg.split, cfg.seed, cfg.validation, cfg.cutoff, fixed, fp)
+        for tid, (spec, task, fixed, fp) in enumerate(jobs)
+        if stored_fingerprint(out / "parts" / f"{tid:06d}.parquet") != fp  # missing, or built from other inputs
     ]
     t0 = time.time()
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="build tasks", unit="task", disable=not progress)
     if cfg.workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(cfg.workers) as pool:
+        with ProcessPoolExecutor(cfg.workers, initializer=init_worker, initargs=(os.getpid(),)) as pool:
             for fut in as_completed([pool.submit(_run_task, a) for a in todo]):
                 fut.result()
                 bar.update()

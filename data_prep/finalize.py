@@ -1,7 +1,7 @@
 """Merge finished task parts into manifest.parquet, quarantine.parquet and card.json, one part at a time.
 
 Passes over the parts (each reads only the columns it needs): duplicates by structure hash (first occurrence
-in task order wins; spilled hash buckets), element references on the training rows, per-atom energy residuals
+in task order wins; spilled hash buckets), robust (Huber) element references on the training rows, per-atom energy residuals
 (kept per part on disk) for a robust median/MAD outlier cut, the refit on what is left, and the writing.
 Peak memory is one part plus one hash bucket, whatever the number of structures.
 """
@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from data_prep import FORMAT_VERSION
 from data_prep.card import TrainStats, residual_per_atom
 from data_prep.external import duplicates, median
+from data_prep.robust_refs import RobustReferences
+from data_prep.integrity import shard_hashes
 from data_prep.schema import MANIFEST_SCHEMA, UNITS
 from data_prep.split import SPLITS
 
@@ -36,12 +38,14 @@ class Parts:
     def __init__(self, out: Path, n_tasks: int):
         self.paths = [out / "parts" / f"{t:06d}.parquet" for t in range(n_tasks)]
         self.dups: dict[int, np.ndarray] = {}
-        self.tmp = out / ".finalize"
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp = out / f".finalize.{os.getpid()}"
+        for old in out.glob(".finalize*"):  # left by a killed build (the caller holds the folder lock)
+            if old.is_dir() and (old.name == ".finalize" or old.name[len(".finalize."):].isdigit()):
+                shutil.rmtree(old, ignore_errors=True)
         self.tmp.mkdir()
 
     def read(self, i: int, columns=None) -> pa.Table:
-        return pq.read_table(self.paths[i], columns=columns)
+        return pq.read_table(self.paths[i], columns=columns).replace_schema_metadata(None)  # drop the fingerprint
 
     def usable(self, i: int, t: pa.Table) -> np.ndarray:
         """Rows that passed validation and are not duplicates."""
@@ -75,11 +79,11 @@ def finalize(cfg, n_tasks: int) -> dict:
 
     parts.dups = duplicates(hashes(), n_rows, parts.tmp)
 
-    first = TrainStats()  # references before the outlier cut
+    first = RobustReferences(parts.tmp)  # references before the outlier cut: robust, or the outliers hide in them
     for i in range(n_tasks):
         t = parts.read(i, STAT_COLUMNS + ["reason"])
         first.add(_train(t.filter(parts.usable(i, t))))
-    refs = first.refs()
+    refs = first.solve()
     n_usable = 0
     for i in range(n_tasks):  # residuals of every usable row, all splits
         t = parts.read(i, STAT_COLUMNS + ["reason"])
@@ -106,7 +110,8 @@ def finalize(cfg, n_tasks: int) -> dict:
     refs = final.refs()
 
     counts, atoms, reasons = dict.fromkeys(SPLITS, 0), dict.fromkeys(SPLITS, 0), {}
-    with RowGroups(out / "manifest.parquet.tmp") as man, RowGroups(out / "quarantine.parquet.tmp") as qua:
+    man_tmp, qua_tmp = out / f"manifest.parquet.{os.getpid()}.tmp", out / f"quarantine.parquet.{os.getpid()}.tmp"
+    with RowGroups(man_tmp) as man, RowGroups(qua_tmp) as qua:
         for i in range(n_tasks):
             t = parts.read(i)
             kept, dup, outl = split_rows(i, t)
@@ -120,8 +125,8 @@ def finalize(cfg, n_tasks: int) -> dict:
                 qua.write(q)
                 for r in q.column("reason").to_pylist():
                     reasons[r.split(":")[0]] = reasons.get(r.split(":")[0], 0) + 1
-    os.replace(out / "quarantine.parquet.tmp", out / "quarantine.parquet")
-    os.replace(out / "manifest.parquet.tmp", out / "manifest.parquet")
+    os.replace(qua_tmp, out / "quarantine.parquet")
+    os.replace(man_tmp, out / "manifest.parquet")
     shutil.rmtree(parts.tmp, ignore_errors=True)
 
     shard_files = sorted((out / "shards").glob("*.tar"))
@@ -141,8 +146,11 @@ def finalize(cfg, n_tasks: int) -> dict:
         "sources": cfg.sources,
         "build_config": asdict(cfg),
         "content_hash": content_hash(shard_files),
+        "shard_sha256": shard_hashes(shard_files),  # checked by the readers as each shard streams in
     }
-    (out / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True))
+    card_tmp = out / f"card.json.{os.getpid()}.tmp"
+    card_tmp.write_text(json.dumps(card, indent=1, sort_keys=True))
+    os.replace(card_tmp, out / "card.json")
     return {"out": str(out), "counts": counts, "quarantined": quarantined, "reasons": reasons}
 
 

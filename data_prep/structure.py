@@ -90,3 +90,18 @@ class Structure:
         h.update(np.float64(self.energy).tobytes())
         src = "".join(c if c.isalnum() or c in "_" else "_" for c in self.source)
         return f"{src}-{h.hexdigest()}"
+
+
+@dataclass
+class ReadError:
+    """What a source yields for a record it cannot read (one frame, or a whole file when `frame` is None): the
+    build quarantines it with a reason naming the file and frame and goes on with the rest."""
+
+    file: str
+    frame: int | None
+    message: str
+
+    def reason(self) -> str:
+        where = f"{self.file}:{self.frame}" if self.frame is not None else f"{self.file}:*"
+        msg = " ".join(str(self.message).split())[:300] or "unreadable"
+        return f"read_error: {where}: {msg}"

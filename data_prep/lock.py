@@ -1,0 +1,86 @@
+"""One build at a time per output folder: `out/.build.lock` holds the owner's pid under a kernel flock.
+
+The flock is released by the kernel when its owner dies, so a lock left by a killed build is never mistaken for
+a live one; the pid in the file only names the owner in the error and in the take-over warning.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+LOCK_NAME = ".build.lock"
+
+
+class FolderLocked(RuntimeError):
+    pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _read_pid(fd: int) -> int | None:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 64).decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+class OutputLock:
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.path = self.out / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                owner = f"pid {pid}" if pid is not None else "another process"
+                raise FolderLocked(f"{self.out} is in use by another build ({owner}); wait for it or build elsewhere") from None
+            try:  # the file we locked may have been removed by its previous owner meanwhile: lock the current one
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            break
+        old = _read_pid(fd)
+        if old is not None and old != os.getpid():
+            state = "dead" if not _pid_alive(old) else "alive but not holding it"
+            log.warning("taking over the stale build lock of %s (pid %d, %s)", self.out, old, state)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)  # while still holding it, so nobody else's fresh lock is removed
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
