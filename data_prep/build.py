@@ -105,6 +105,12 @@ def _task_file(task) -> str:
     return repr(task)[:120]
 
 
+def _where(src, task, i: int) -> str:
+    """file:frame of a task's i-th record (sources that know better say so with `locate`)."""
+    locate = getattr(src, "locate", None)
+    return locate(task, i) if locate is not None else f"{_task_file(task)}:{i}"
+
+
 def _records(src, task):
     """The task's records; an exception from the reader ends the task as one quarantine row naming the file
     and the frame it stopped at, keeping everything read before it."""
@@ -135,15 +141,15 @@ def _run_task(args) -> str:
             try:
                 reason = check(s, vc, cutoff)
                 key = s.key()
-                if reason is not None:
-                    rows.append(_row(s, key, "", "", -1, reason, cutoff))
+                if reason is not None:  # say where it came from, so the user can find the record
+                    rows.append(_row(s, key, "", "", -1, f"{reason} at {_where(src, task, i)}", cutoff))
                     continue
                 split = fixed_split or assign_split(s.group, split_fr, seed)
                 shard = f"{split}-{tid:06d}.tar"
                 row = _row(s, key, split, shard, counters[split], None, cutoff)
                 sample = encode(s, key, split)
             except Exception as e:  # noqa: BLE001 - a record the checks themselves choke on is quarantined
-                rows.append(_error_row(src.name, f"{tid}:{i}", f"invalid: {_task_file(task)}:{i}: {_one_line(e)}"))
+                rows.append(_error_row(src.name, f"{tid}:{i}", f"invalid: {_where(src, task, i)}: {_one_line(e)}"))
                 continue
             if split not in writers:
                 tmp[split] = out / "shards" / f".{shard}.{pid}.tmp"

@@ -124,7 +124,8 @@ def finalize(cfg, n_tasks: int) -> dict:
             for q in (t.filter(pc.is_valid(t.column("reason"))), _reason(dup, "duplicate"), _reason(outl, "energy_outlier")):
                 qua.write(q)
                 for r in q.column("reason").to_pylist():
-                    reasons[r.split(":")[0]] = reasons.get(r.split(":")[0], 0) + 1
+                    kind = r.split(":")[0].split(" ")[0]  # "bad_stress at f.xyz:3" and "read_error: ..." count by kind
+                    reasons[kind] = reasons.get(kind, 0) + 1
     os.replace(qua_tmp, out / "quarantine.parquet")
     os.replace(man_tmp, out / "manifest.parquet")
     shutil.rmtree(parts.tmp, ignore_errors=True)

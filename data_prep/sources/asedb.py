@@ -89,6 +89,9 @@ class AseDBSource:
             offset += n
         return out
 
+    def locate(self, task, i: int) -> str:
+        return f"{task[0]}:{task[1] + i}"
+
     def inputs(self, task) -> list[str]:
         meta = Path(task[0]).parent / "metadata.npz"
         return [task[0]] + ([str(meta)] if self.natoms is not None else [])

@@ -92,6 +92,9 @@ class ExtXYZSource:
     def inputs(self, task) -> list[str]:
         return [task]
 
+    def locate(self, task, i: int) -> str:
+        return f"{task}:{i}"
+
     def read(self, task) -> Iterator[Structure | ReadError]:
         for i, text in frames(task):
             if isinstance(text, ReadError):
@@ -99,6 +102,8 @@ class ExtXYZSource:
                 continue
             try:
                 yield self._structure(read(io.StringIO(text), format="extxyz"), task, i)
+            except KeyError as e:  # ASE's way of saying it does not know a symbol (or a column)
+                yield ReadError(task, i, f"unknown element symbol or key {e}")
             except Exception as e:  # noqa: BLE001 - one frame's problem, whatever ASE raised
                 yield ReadError(task, i, f"{type(e).__name__}: {e}")
 
@@ -109,6 +114,8 @@ class ExtXYZSource:
             raise ValueError(f"{self.energy_key} has {np.size(energy)} values, expected 1")
         forces = _label(atoms, res, self.forces_key, atoms.arrays)
         stress = _label(atoms, res, self.stress_key, atoms.info)
+        if stress is not None and np.size(stress) not in (6, 9):
+            raise ValueError(f"{self.stress_key} has {np.size(stress)} values, expected 6 (Voigt) or 9")
         group = f"{Path(task).stem}:{i}"
         if self.group_key:
             group = str(atoms.info.get(self.group_key, group))
