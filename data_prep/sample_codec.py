@@ -7,6 +7,7 @@ import math
 import re
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -47,6 +48,7 @@ _HEADER = re.compile(r"'descr':\s*'([^']+)',\s*'fortran_order':\s*(True|False),\
 def read_npz(data: bytes) -> dict[str, np.ndarray]:
     """np.load for the npz members `npz_bytes` writes, the loader's hot path: walks the stored (uncompressed)
     zip entries directly and parses each .npy header with one regex instead of zipfile + numpy's `ast` parse.
+    Each member's stored CRC-32 is checked (as zipfile would): a changed byte raises instead of training on it.
 
     Anything else (compressed members, object arrays) goes through numpy's own reader."""
     out, pos = {}, 0
@@ -59,6 +61,8 @@ def read_npz(data: bytes) -> dict[str, np.ndarray]:
         if parsed is None:
             return _read_npz_slow(data)
         arr, end = parsed
+        if zlib.crc32(memoryview(data)[start:end]) != struct.unpack_from("<I", data, pos + 14)[0]:
+            raise ValueError(f"npz member {name} fails its CRC-32 check (bytes changed since it was written)")
         out[name[:-4] if name.endswith(".npy") else name] = arr
         pos = end
     return out if out else _read_npz_slow(data)

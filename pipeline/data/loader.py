@@ -4,16 +4,21 @@ Worker w of k yields planned batches w, w+k, ...; torch's DataLoader interleaves
 the sequence is exactly the plan's order whatever k is, and resuming at batch b means skipping b batches.
 Each worker reads a shard once per visit, in the order its batches need them, and holds only the samples
 still waiting for their batch (bounded by the plan's window).
+
+Checks on read: every npz member's CRC-32 (sample_codec.read_npz), and on a shard's first read in an epoch its
+sha256 against the card's `shard_sha256`, hashed as it streams in. A shard that fails its sha256 is not trusted
+at all: none of its samples is delivered (its json members carry no checksum of their own).
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 
-import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from data_prep.integrity import ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes
 from data_prep.sample_codec import decode
 from pipeline.data.convert import structures_to_batch
 from pipeline.data.plan import epoch_plan, load_index, mixed_plan
@@ -38,6 +43,10 @@ class LoaderConfig:
     mix: list | None = None
     temperature: float = 1.0  # share_i ~ weight_i^(1/temperature)
     epoch_size: int | None = None  # samples per epoch over the mix (default: sum of the datasets' sizes)
+
+
+class CorruptInput(RuntimeError):
+    """A damaged shard or sample under on_error=raise; the message names the shard and the key."""
 
 
 def _check_root(root: Path, split: str):
@@ -69,7 +78,15 @@ class ShardBatches(IterableDataset):
                                    cfg.window, cfg.shuffle, cfg.epoch_size)
         else:
             self.plan = epoch_plan(indices[0], rank, world, epoch, cfg.seed, cfg.max_atoms, cfg.window, cfg.shuffle)
-        self.skipped = 0
+        self.hashes = [recorded_hashes(r) for r in self.roots]
+        self._verified: set = set()  # (dataset, shard) whose sha256 matched in this epoch: later visits skip the hash
+        self._bad: set = set()  # (dataset, shard) that failed: later visits count their samples without reading
+        self._skipped = mp.Value("q", 0)  # shared with DataLoader worker processes, so the trainer sees their count
+
+    @property
+    def skipped(self) -> int:
+        """Corrupt samples dropped so far (on_error=skip), all workers together."""
+        return self._skipped.value
 
     def __len__(self) -> int:
         return len(self.plan) - self.start
@@ -103,42 +120,69 @@ class ShardBatches(IterableDataset):
                     yield batch
 
     def _read_shard(self, path: Path, wanted: set, cache: dict, d: int, visit: int) -> set:
-        got, last = set(), None
+        """Decode the wanted samples of one shard read into `cache`; returns the keys handled (got or counted)."""
+        shard_id = (d, path.name)
+        if shard_id in self._bad:
+            self._fail(f"shard {path} failed its checks earlier this epoch; {len(wanted)} planned sample(s) skipped, "
+                       f"first key {min(wanted)}", len(wanted))
+            return wanted
+        got, bad, last, expected = [], [], None, None
         try:
-            for sample in wds.WebDataset(str(path), shardshuffle=False, nodesplitter=None, workersplitter=None,
-                                         empty_check=False):
+            expected = None if shard_id in self._verified else expected_hash(self.hashes[d], path)
+            reader = ShardReader(path, expected)
+            for sample in reader:
                 last = sample["__key__"]
                 if last in wanted:
                     sample["__url__"] = str(path)
-                    cache[(d, visit, last)] = sample
-                    got.add(last)
-        except Exception as e:  # truncated tar, bad header: name the shard and where reading stopped
-            lost = sorted(wanted - got)
-            self._fail(f"shard {path} is unreadable after key {last}: {e}; {len(lost)} planned sample(s) lost, "
-                       f"first key {lost[0] if lost else None}", len(lost))
-            return wanted  # already counted
-        return got
+                    try:
+                        cache[(d, visit, last)] = decode(sample)
+                        got.append(last)
+                    except ValueError as e:  # names key, shard and the failing member
+                        if self.cfg.on_error == "raise":
+                            self._fail(str(e), 1)
+                        bad.append((last, str(e)))
+            reader.verify()
+        except CorruptInput:
+            raise
+        except Exception as e:
+            if expected is None and not isinstance(e, ShardHashMismatch):  # no hash to check: keep what came before
+                lost = sorted(wanted - set(got) - {k for k, _ in bad})
+                for _, msg in bad:
+                    self._fail(msg, 1)
+                self._fail(f"shard {path} is unreadable after key {last}: {reason(e)}; {len(lost)} planned sample(s) "
+                           f"lost, first key {lost[0] if lost else None}", len(lost))
+                return wanted
+            for k in got:  # unverified bytes: nothing from this shard is delivered
+                cache.pop((d, visit, k), None)
+            self._bad.add(shard_id)
+            what = reason(e) if isinstance(e, ShardHashMismatch) else f"shard {path} is unreadable after key {last}: {reason(e)}"
+            self._fail(f"{what}{'; first damaged sample: ' + bad[0][1] if bad else ''}; all {len(wanted)} planned sample(s) "
+                       f"of this shard skipped, first key {min(wanted)}", len(wanted))
+            return wanted
+        if expected:
+            self._verified.add(shard_id)
+        for _, msg in bad:  # the shard matched (or has no recorded hash): only these samples are damaged
+            self._fail(msg, 1)
+        return set(got) | {k for k, _ in bad}
 
     def _make_batch(self, samples, cache):
         structures, tasks = [], []
         for s in samples:
-            raw = cache.pop((s.dataset, s.visit, s.key), None)
-            if raw is None:
-                continue  # already reported
-            try:
-                structures.append(decode(raw))
-                tasks.append(self.cfg.mix[s.dataset].get("task", self.cfg.task) if self.cfg.mix else self.cfg.task)
-            except ValueError as e:
-                self._fail(str(e), 1)
+            structure = cache.pop((s.dataset, s.visit, s.key), None)
+            if structure is None:
+                continue  # skipped and counted when its shard was read
+            structures.append(structure)
+            tasks.append(self.cfg.mix[s.dataset].get("task", self.cfg.task) if self.cfg.mix else self.cfg.task)
         if not structures:
             return None
         return structures_to_batch(structures, tasks)
 
     def _fail(self, msg: str, n: int):
         if self.cfg.on_error == "raise":
-            raise RuntimeError(f"corrupt input: {msg} (set on_error=skip to drop and count such samples)")
-        self.skipped += n
-        log.warning("skipped %d corrupt sample(s), %d so far in this worker: %s", n, self.skipped, msg)
+            raise CorruptInput(f"corrupt input: {msg} (set on_error=skip to drop and count such samples)")
+        with self._skipped.get_lock():
+            self._skipped.value += n
+        log.warning("skipped %d corrupt sample(s), %d so far: %s", n, self.skipped, msg)
 
 
 def make_loader(cfg: LoaderConfig, rank: int = 0, world: int = 1, epoch: int = 0, start: int = 0) -> DataLoader:

@@ -5,22 +5,45 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-import webdataset as wds
 from pathlib import Path
 
+from data_prep.integrity import CorruptShard, ShardReader, expected_hash, reason, recorded_hashes
 from data_prep.sample_codec import decode
 from pipeline.data.convert import structures_to_batch
 from pipeline.data.plan import load_index
 
 
 def read_split(root: str, split: str):
-    """Yield the split's Structures in manifest order (evaluation reads everything once, unshuffled)."""
-    index = load_index(str(Path(root) / "manifest.parquet"), split)
+    """Yield the split's Structures shard by shard (evaluation reads everything once, unshuffled).
+
+    A shard's structures are yielded only once the whole shard has passed its checks (npz CRCs, its sha256
+    against the card): an evaluation never scores part of a damaged shard. Any damage is a one-line CorruptShard
+    (a ValueError) naming the shard, and the sample where one is to blame."""
+    root = Path(root)
+    index = load_index(str(root / "manifest.parquet"), split)
+    hashes = recorded_hashes(root)
     for shard, samples in index.items():
-        keys = {s.key for s in samples}
-        for raw in wds.WebDataset(str(Path(root) / "shards" / shard), shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False):
-            if raw["__key__"] in keys:
-                yield decode(raw)
+        path = root / "shards" / shard
+        keys, got, last = {s.key for s in samples}, {}, None
+        try:
+            reader = ShardReader(path, expected_hash(hashes, path))
+            for raw in reader:
+                last = raw["__key__"]
+                if last in keys:
+                    raw["__url__"] = str(path)
+                    try:
+                        got[last] = decode(raw)
+                    except ValueError as e:  # names key, shard and the failing member
+                        raise CorruptShard(str(e)) from None
+            reader.verify()
+        except CorruptShard:
+            raise
+        except Exception as e:  # truncated tar, bad header
+            raise CorruptShard(f"shard {path} is unreadable after key {last}: {reason(e)}") from None
+        if len(got) < len(keys):
+            raise CorruptShard(f"shard {path} lacks {len(keys) - len(got)} sample(s) of the manifest, e.g. key "
+                               f"{sorted(keys - set(got))[0]}")
+        yield from got.values()
 
 
 def predict_structures(model, structures, batch_atoms: int = 512, device: str = "cpu"):

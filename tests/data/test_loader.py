@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import shutil
 import tarfile
@@ -121,6 +122,15 @@ def test_missing_field_raises_naming_shard_and_key_or_skips(emt_dataset, tmp_pat
     with pytest.raises(RuntimeError, match=rf"{victim}.*{shard.name}.*missing field"):
         keys(make_loader(cfg))
     cfg.on_error = "skip"
+    ds = ShardBatches(cfg)
+    got = [k for b in ds for k in b.sid]
+    in_shard = {s.key for b in ds.plan for s in b if s.shard == shard.name}
+    # the rewritten shard fails its sha256: none of it is trusted, every other shard is delivered whole
+    assert ds.skipped == len(in_shard) > 1 and not in_shard & set(got)
+    assert sorted(got) == sorted({s.key for b in ds.plan for s in b} - in_shard)
+    card = json.loads((root / "card.json").read_text())
+    del card["shard_sha256"]  # a dataset built before shard hashes: only the damaged sample goes
+    (root / "card.json").write_text(json.dumps(card))
     ds = ShardBatches(cfg)
     got = [k for b in ds for k in b.sid]
     assert ds.skipped == 1 and victim not in got
