@@ -79,8 +79,8 @@ class ShardBatches(IterableDataset):
         else:
             self.plan = epoch_plan(indices[0], rank, world, epoch, cfg.seed, cfg.max_atoms, cfg.window, cfg.shuffle)
         self.hashes = [recorded_hashes(r) for r in self.roots]
-        self._verified: set = set()  # (dataset, shard) whose sha256 matched in this epoch: later visits skip the hash
-        self._bad: set = set()  # (dataset, shard) that failed: later visits count their samples without reading
+        self._verified: set = set()  # shard files whose sha256 matched in this epoch: later visits skip the hash
+        self._bad: set = set()  # shard files that failed: later visits count their samples without reading
         self._skipped = mp.Value("q", 0)  # shared with DataLoader worker processes, so the trainer sees their count
 
     @property
@@ -121,7 +121,7 @@ class ShardBatches(IterableDataset):
 
     def _read_shard(self, path: Path, wanted: set, cache: dict, d: int, visit: int) -> set:
         """Decode the wanted samples of one shard read into `cache`; returns the keys handled (got or counted)."""
-        shard_id = (d, path.name)
+        shard_id = str(path)  # one check per file, also where a mix lists a dataset twice
         if shard_id in self._bad:
             self._fail(f"shard {path} failed its checks earlier this epoch; {len(wanted)} planned sample(s) skipped, "
                        f"first key {min(wanted)}", len(wanted))

@@ -1,0 +1,230 @@
+"""Shards damaged after the build: training and evaluation either stop with one line naming the shard and the
+key, or (on_error=skip) drop and count what they cannot trust and deliver everything else. Never a wrong value."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.integrity import CorruptShard
+from data_prep.sample_codec import decode
+from pipeline.data.loader import CorruptInput, LoaderConfig, ShardBatches
+from pipeline.evaluate.standard import read_split
+from shard_damage import (BAD_FORCE, copy_dataset, drop_shard_hashes, edit_energy, flip_force, rewrite_force_consistently,
+                          sha, swap, train_shards, truncate)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def planned(ds: ShardBatches, shard: str | None = None) -> set:
+    return {s.key for b in ds.plan for s in b if shard is None or s.shard == shard}
+
+
+def delivered(ds: ShardBatches) -> tuple[list, list]:
+    """(keys, forces arrays) of every batch of one epoch."""
+    keys, forces = [], []
+    for b in ds:
+        keys += list(b.sid)
+        forces.append(b.forces.numpy())
+    return keys, forces
+
+
+def raised(cfg: LoaderConfig) -> str:
+    with pytest.raises(CorruptInput) as e:
+        delivered(ShardBatches(cfg))
+    return str(e.value)
+
+
+def one_line(msg: str, *words: str) -> bool:
+    return "\n" not in msg and all(w in msg for w in words)
+
+
+def check_skip(cfg: LoaderConfig, lost_shard: str | None, bad_key: str, tally) -> bool:
+    """on_error=skip: the damaged key never arrives, exactly the untrusted samples are counted, all others arrive."""
+    cfg.on_error = "skip"
+    ds = ShardBatches(cfg)
+    keys, forces = delivered(ds)
+    dropped = planned(ds, lost_shard) if lost_shard else {bad_key}
+    ok = (ds.skipped == len(dropped) and bad_key not in keys and sorted(keys) == sorted(planned(ds) - dropped)
+          and not any(np.isclose(f, BAD_FORCE).any() for f in forces))
+    tally.lost(len(dropped) - 1)  # good samples that shared the damaged shard
+    return ok
+
+
+def test_flipped_force_in_npz_names_shard_key_and_member_or_is_skipped(emt_dataset, tmp_path, tally):
+    """The issue's case: a stored force changed to 1234.5 inside a shard; the npz CRC catches it."""
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / "flip")
+    shard = train_shards(root)[0]
+    key = flip_force(shard)
+    before = sha(shard)
+    cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
+    msg = raised(cfg)
+    ok = one_line(msg, shard.name, key, "forces.npy", "CRC-32")
+    # skip: the shard fails its sha256 too, so none of it is trusted; the other shards arrive whole
+    ok &= check_skip(cfg, shard.name, key, tally)
+    assert ok, msg
+    assert sha(shard) == before  # reading never repairs or rewrites the user's file
+    tally.handled()
+
+
+def test_flipped_force_without_shard_hashes_drops_only_that_sample(emt_dataset, tmp_path, tally, caplog):
+    """A dataset built before shard hashes still loads (one warning) and the CRC alone drops just the damaged sample."""
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / "old")
+    drop_shard_hashes(root)
+    key = flip_force(train_shards(root)[0])
+    cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
+    msg = raised(cfg)
+    with caplog.at_level(logging.WARNING):
+        ok = check_skip(cfg, None, key, tally)
+        ShardBatches(cfg)  # a second epoch: no second warning
+    warned = [r for r in caplog.records if "records no shard_sha256" in r.getMessage()]
+    assert one_line(msg, key, "CRC-32") and ok and len(warned) == 1, (msg, len(warned))
+    tally.handled()
+
+
+@pytest.mark.parametrize("damage", [rewrite_force_consistently, edit_energy], ids=["npz-crc-recomputed", "json-edited"])
+def test_consistent_rewrite_is_caught_by_the_shard_sha256(emt_dataset, tmp_path, tally, damage):
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / damage.__name__)
+    shard = train_shards(root)[0]
+    key = damage(shard)
+    cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
+    # the per-sample checks alone would deliver it: this damage is only visible to the shard's sha256
+    old = copy_dataset(root, tmp_path / "nohash")
+    drop_shard_hashes(old)
+    ds = ShardBatches(LoaderConfig(root=str(old), max_atoms=64, shuffle=False, on_error="skip"))
+    assert key in delivered(ds)[0] and ds.skipped == 0
+    msg = raised(cfg)
+    ok = one_line(msg, shard.name, "sha256") and check_skip(cfg, shard.name, key, tally)
+    assert ok, msg
+    tally.handled()
+
+
+def test_truncated_shard_names_shard_and_key_or_is_skipped(emt_dataset, tmp_path, tally):
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / "trunc")
+    shard = train_shards(root)[0]
+    first = json.loads((root / "card.json").read_text())["shard_sha256"][shard.name]
+    truncate(shard)
+    cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
+    msg = raised(cfg)
+    ds = ShardBatches(cfg)
+    key = sorted(planned(ds, shard.name))[0]
+    ok = one_line(msg, shard.name, "unreadable after key") and check_skip(cfg, shard.name, key, tally)
+    assert ok and first != sha(shard), msg
+    tally.handled()
+
+
+def test_swapped_shards_are_refused(emt_dataset, tmp_path, tally):
+    """Two whole, valid shards under each other's names: every member checks out, the sha256 does not."""
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / "swap")
+    a, b = train_shards(root)[:2]
+    swap(a, b)
+    cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
+    msg = raised(cfg)
+    cfg.on_error = "skip"
+    ds = ShardBatches(cfg)
+    keys, _ = delivered(ds)
+    lost = planned(ds, a.name) | planned(ds, b.name)
+    ok = one_line(msg, "sha256") and ds.skipped == len(lost) and sorted(keys) == sorted(planned(ds) - lost)
+    tally.lost(len(lost))
+    assert ok, msg
+    tally.handled()
+
+
+def test_each_epoch_hashes_a_shard_once_and_a_failed_shard_is_not_reread(emt_dataset, tmp_path, monkeypatch):
+    import data_prep.integrity as integrity
+
+    opened = []
+    real = integrity.ShardReader.__init__
+
+    def spy(self, path, expected=None):
+        opened.append((Path(path).name, bool(expected)))
+        real(self, path, expected)
+
+    monkeypatch.setattr(integrity.ShardReader, "__init__", spy)
+    n = len(planned(ShardBatches(LoaderConfig(root=str(emt_dataset)))))
+
+    def three_passes(root, **kw):  # an epoch drawing the dataset three times: every shard is read three times
+        return ShardBatches(LoaderConfig(root="", mix=[{"root": str(root)}], epoch_size=3 * n, max_atoms=64, **kw))
+
+    ds = three_passes(emt_dataset)
+    delivered(ds)
+    hashed = [name for name, h in opened if h]
+    assert len(hashed) == len(set(hashed)) == len({s.shard for b in ds.plan for s in b})
+    assert len(opened) > 2 * len(hashed)  # the later passes read without hashing
+    opened.clear()
+    root = copy_dataset(emt_dataset, tmp_path / "reread")
+    bad = train_shards(root)[0]
+    flip_force(bad)
+    ds = three_passes(root, on_error="skip")
+    keys, _ = delivered(ds)
+    assert [name for name, _ in opened].count(bad.name) == 1  # failed once, not read again this epoch
+    assert ds.skipped == sum(s.shard == bad.name for b in ds.plan for s in b) and not planned(ds, bad.name) & set(keys)
+
+
+@pytest.mark.parametrize("damage", [flip_force, edit_energy, truncate], ids=["npz-flip", "json-edited", "truncated"])
+def test_evaluation_refuses_a_damaged_shard_in_one_line(emt_dataset, tmp_path, tally, damage):
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / damage.__name__)
+    shard = sorted((root / "shards").glob("test-*.tar"))[0]
+    key = damage(shard)
+    got = []
+    with pytest.raises(CorruptShard) as e:
+        for s in read_split(str(root), "test"):
+            got.append(s)
+    msg = str(e.value)
+    words = [shard.name] + ({"flip_force": [key, "CRC-32"], "edit_energy": ["sha256"]}.get(damage.__name__, ["unreadable"]))
+    in_shard = {r["key"] for r in _manifest(root) if r["shard"] == shard.name}
+    ok = one_line(msg, *words) and not in_shard & {s.info["key"] for s in got}
+    ok &= all(not np.isclose(s.forces, BAD_FORCE).any() for s in got)
+    assert ok, msg
+    tally.handled()
+
+
+def _manifest(root: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(root / "manifest.parquet", columns=["key", "shard"]).to_pylist()
+
+
+def test_evaluation_of_an_intact_dataset_reads_every_sample(emt_dataset):
+    keys = [s.info["key"] for s in read_split(str(emt_dataset), "test")]
+    assert sorted(keys) == sorted(r["key"] for r in _manifest(emt_dataset) if r["shard"].startswith("test-"))
+
+
+def test_read_npz_rejects_a_flipped_byte_in_any_array_header_or_stored_crc(emt_dataset):
+    """Every member's data and npy header is covered by its CRC-32, not only the forces."""
+    import struct
+    import tarfile
+
+    from data_prep.sample_codec import read_npz
+
+    shard = train_shards(emt_dataset)[0]
+    with tarfile.open(shard) as t:
+        names = t.getnames()
+        key = names[0].split(".")[0]
+        sample = {"__key__": key, "__url__": str(shard),
+                  **{ext: t.extractfile(f"{key}.{ext}").read() for ext in ("npz", "json")}}
+    npz, arrays = sample["npz"], read_npz(sample["npz"])
+    assert decode(sample).info["key"] == key  # intact
+    spots = [npz.find(a.tobytes()) + a.nbytes // 2 for a in arrays.values() if a.nbytes]  # inside each array's data
+    spots += [i + 20 for i in range(len(npz)) if npz.startswith(b"\x93NUMPY", i)]  # inside each npy header
+    spots += [i + 14 for i in range(len(npz)) if npz.startswith(b"PK\x03\x04", i)]  # each stored CRC
+    assert len(spots) >= 3 * len(arrays)
+    for at in spots:
+        bad = bytearray(npz)
+        bad[at] ^= 0x01
+        with pytest.raises(ValueError, match=rf"sample {key} in .*{shard.name} is corrupt") as e:
+            decode({**sample, "npz": bytes(bad)})
+        assert "\n" not in str(e.value)
+    assert struct.unpack_from("<I", npz, 14)[0]  # a real CRC is stored (not zeros)
