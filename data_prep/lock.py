@@ -35,9 +35,12 @@ def _read_pid(fd: int) -> int | None:
 
 
 class OutputLock:
-    def __init__(self, out: Path):
+    """`what` names the kind of owner in messages; `name` is the lock file's (a run folder uses its own)."""
+
+    def __init__(self, out: Path, name: str = LOCK_NAME, what: str = "build"):
         self.out = Path(out)
-        self.path = self.out / LOCK_NAME
+        self.path = self.out / name
+        self.what = what
         self.fd: int | None = None
 
     def acquire(self) -> "OutputLock":
@@ -49,7 +52,8 @@ class OutputLock:
                 pid = _read_pid(fd)
                 os.close(fd)
                 owner = f"pid {pid}" if pid is not None else "another process"
-                raise FolderLocked(f"{self.out} is in use by another build ({owner}); wait for it or build elsewhere") from None
+                raise FolderLocked(f"{self.out} is in use by another {self.what} ({owner}); wait for it or use another "
+                                   "folder") from None
             try:  # the file we locked may have been removed by its previous owner meanwhile: lock the current one
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -61,7 +65,7 @@ class OutputLock:
         old = _read_pid(fd)
         if old is not None and old != os.getpid():
             state = "dead" if not _pid_alive(old) else "alive but not holding it"
-            log.warning("taking over the stale build lock of %s (pid %d, %s)", self.out, old, state)
+            log.warning("taking over the stale %s lock of %s (pid %d, %s)", self.what, self.out, old, state)
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -44,13 +44,17 @@ atoms.calc = calculator("path/to/this/folder")
 atoms.get_potential_energy(); atoms.get_forces()
 ```
 
-With fairchem directly (`inference_ckpt.pt`, when exported):
+Through fairchem's calculator (`inference_ckpt.pt`, when exported), checked before it is loaded:
 
 ```python
-from fairchem.core.units.mlip_unit import load_predict_unit
-from fairchem.core.calculate.ase_calculator import FAIRChemCalculator
-atoms.calc = FAIRChemCalculator(load_predict_unit("path/to/this/folder/inference_ckpt.pt", device="cpu"), task_name="omat")
+from pipeline.export import fairchem_calculator
+atoms.calc = fairchem_calculator("path/to/this/folder", device="cpu")
 ```
+
+`inference_ckpt.pt` is a pickle (fairchem's format) that fairchem rebuilds by instantiating the classes it names.
+`fairchem_calculator` verifies its sha256 against `config.json`, reads it with torch's weights-only unpickler
+and accepts only the classes an atomforge export writes. Load it with fairchem's own `load_predict_unit` only
+when it comes from a source you trust.
 
 ## Intended use and limits
 

@@ -1,7 +1,6 @@
 """Write and read the hub folder. Loading never unpickles: JSON config + safetensors weights."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -12,36 +11,40 @@ from safetensors.torch import load_file, save_file
 from data_prep.schema import UNITS
 from pipeline.export.card import model_card
 from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
+from pipeline.export.files import (CONFIG, FAIRCHEM_CKPT, WEIGHTS, UnsafeFolderError, check_file, check_target, inside,
+                                   publish, resolve, sha256, staging)
 from pipeline.models.config import ModelConfig
 
 FORMAT_VERSION = 1
-FAIRCHEM_CKPT = "inference_ckpt.pt"
 ROUND_TRIP_TOL = 1e-6
 REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many times the model's run-to-run spread
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha256 = sha256
 
 
 def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True, metrics: dict | None = None,
            fairchem: bool = True) -> Path:
     """Consolidate a run's checkpoint into a hub folder; with `fairchem`, also `inference_ckpt.pt` for fairchem's loaders."""
+    out_p = Path(out)
+    check_target(out_p, Path(run_dir))
     ck = find_checkpoint(run_dir, checkpoint)
     rec = json.loads((ck / "config.json").read_text())
     sd = consolidated_state_dict(ck, ema=ema)
     # each tensor in the dtype the model declares, whatever the ZeRO stage saved it in (exports compare bit for bit)
     dtypes = {k: v.dtype for k, v in ModelConfig(**rec["train"]["model"]).build().state_dict().items()}
     sd = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in sd.items()}
-    out_p = Path(out)
-    tmp = out_p.with_name(out_p.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = staging(out_p)
+    try:
+        _write(tmp, out_p, ck, rec, sd, ema, run_dir, metrics, fairchem)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # this export's own staging folder; `out` is untouched
+        raise
+    return publish(tmp, out_p)
+
+
+def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run_dir: str, metrics: dict | None,
+           fairchem: bool) -> None:
     # sorted names: safetensors keeps insertion order among equal-sized tensors, and the checksum must not depend on it
     save_file(dict(sorted(sd.items())), str(tmp / "model.safetensors"), metadata={"format": "pt"})  # one key: a Rust HashMap orders several at random, changing the checksum
     train, card = rec["train"], rec["card"]
@@ -85,12 +88,8 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
 
         write_inference_checkpoint(model, tmp / FAIRCHEM_CKPT)
         config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": _sha256(tmp / FAIRCHEM_CKPT), "task_name": "omat"}
-    (tmp / "config.json").write_text(json.dumps(config, indent=1))
+    (tmp / CONFIG).write_text(json.dumps(config, indent=1))
     (tmp / "README.md").write_text(model_card(config))
-    if out_p.exists():
-        shutil.rmtree(out_p)
-    tmp.rename(out_p)
-    return out_p
 
 
 def _eval_metrics(run_dir: str) -> dict:
@@ -124,7 +123,7 @@ def _round_trip(model, run_dir: str, step: int, ema: bool) -> dict | None:
 
 def read_config(path: str | Path) -> dict:
     d = Path(path)
-    cfg_file = d / "config.json"
+    cfg_file = inside(d, CONFIG) if d.is_dir() else d / CONFIG
     if not d.is_dir():
         raise FileNotFoundError(f"model folder not found: {d}")
     if not cfg_file.is_file():
@@ -136,37 +135,21 @@ def read_config(path: str | Path) -> dict:
     return cfg
 
 
-def load_state(path: str | Path, verify: bool = True) -> tuple[dict, dict]:
+def load_state(path: str | Path, weights_sha256: str | None = None) -> tuple[dict, dict]:
+    """(config, weights) of a folder, the weights checked against config.json and, when given, against
+    `weights_sha256`: a record kept apart from the folder (a parent's card, a published hash) is the one check that
+    a weights file rewritten together with its config cannot pass."""
     d = Path(path)
     cfg = read_config(d)
-    w = d / "model.safetensors"
-    if not w.is_file():
-        raise FileNotFoundError(f"{d} has no model.safetensors")
-    if verify and _sha256(w) != cfg.get("weights_sha256"):
-        raise ValueError(f"{w} does not match the checksum in config.json: the weights were changed or truncated")
+    w = check_file(d, WEIGHTS, cfg.get("weights_sha256"), "weights file")
+    if weights_sha256 and cfg.get("weights_sha256") != weights_sha256:
+        raise UnsafeFolderError(f"{w} has sha256 {cfg.get('weights_sha256')}, not the expected {weights_sha256}")
     return cfg, load_file(str(w))
 
 
-def resolve(name_or_path: str | Path) -> Path:
-    """A local folder, or a hub repository id fetched with huggingface_hub (cached; offline: the cache only)."""
-    p = Path(name_or_path)
-    if p.exists() or str(name_or_path).startswith((".", "/")) or str(name_or_path).count("/") != 1:
-        return p
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id=str(name_or_path), allow_patterns=["config.json", "model.safetensors", "README.md"]))
-    except LocalEntryNotFoundError as e:
-        raise FileNotFoundError(f"{name_or_path} is neither a local folder nor a hub repository in the cache, "
-                                f"and the hub cannot be reached (offline?)") from e
-    except Exception as e:  # noqa: BLE001 - network, auth, unknown repo: one clear line
-        raise FileNotFoundError(f"{name_or_path} is not a local folder and could not be fetched from the hub: {e}") from e
-
-
-def load(path: str | Path, device: str = "cpu"):
-    """The Potential in eval mode from a folder or hub repository id; no pickle is read."""
-    cfg, sd = load_state(resolve(path))
+def load(path: str | Path, device: str = "cpu", weights_sha256: str | None = None):
+    """The Potential in eval mode from a folder (or an explicit hf://org/name); no pickle is read."""
+    cfg, sd = load_state(resolve(path), weights_sha256)
     model = ModelConfig(**cfg["architecture"]).build(cfg["element_references"], cfg["energy_scale"])
     model.load_state_dict(sd, strict=True)
     model.hub_config = cfg

@@ -6,7 +6,15 @@ import os
 import sys
 from pathlib import Path
 
+from data_prep.lock import OutputLock
 from pipeline.train.config import TrainConfig
+
+RUN_LOCK = ".train.lock"
+
+
+def run_lock(run_dir: Path) -> OutputLock:
+    """One training at a time per run folder (a kernel flock: a killed owner never leaves it held)."""
+    return OutputLock(run_dir, RUN_LOCK, "training")
 
 
 def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
@@ -15,13 +23,19 @@ def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
     run_dir = Path(tc.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "train_config.json"
-    cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
     if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:  # already a rank under torchrun
         from pipeline.train.signals import EXIT_REQUEUE, preempted
         from pipeline.train.worker import run
 
+        cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
         run(tc)
         return EXIT_REQUEUE if preempted(run_dir) else 0
+    with run_lock(run_dir):  # before anything is written: a second training must not touch a running one's folder
+        cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
+        return _start(tc, cfg_path, concurrent_runs)
+
+
+def _start(tc: TrainConfig, cfg_path: Path, concurrent_runs: int) -> int:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // (tc.world_size * max(1, concurrent_runs)))))
     if not _has_cuda():

@@ -17,10 +17,13 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import psutil
 
+from data_prep.lock import FolderLocked
+from pipeline.train.lifeline import torchrun_preexec
 from pipeline.train.signals import EXIT_REQUEUE, PREEMPT_SIGNALS, preempted
 
 
@@ -36,11 +39,6 @@ def check_slurm_layout(env=os.environ):
     if tasks and nodes and int(tasks) != int(nodes):
         raise LaunchError(f"srun started {tasks} tasks on {nodes} nodes: use one task per node "
                           "(srun --ntasks-per-node=1); torchrun starts the per-GPU ranks itself")
-
-
-def _ignore_preempt_signals():
-    for s in PREEMPT_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
 
 
 @contextmanager
@@ -77,7 +75,7 @@ def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None
     env["TORCHELASTIC_SIGNALS_TO_HANDLE"] = "SIGINT,SIGHUP,SIGQUIT"  # SIGTERM is ours: forwarded, not fatal
     run_dir = Path(json.loads(Path(config_path).read_text())["run_dir"])
     cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, "-m", "pipeline.train.worker", config_path]
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_ignore_preempt_signals)
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=partial(torchrun_preexec, os.getpid()))
     with forwarding_signals():
         rc = proc.wait()
     if rc == 0 and preempted(run_dir):
@@ -91,8 +89,13 @@ def main(argv=None) -> int:
         print("usage: python -m pipeline.train.node [torchrun args] <train_config.json>", file=sys.stderr)
         return 2
     try:
-        return run_node(argv[:-1], argv[-1])
-    except LaunchError as e:
+        if os.environ.get("SLURM_NODEID", "0") != "0":  # one lock per run, held by the first node's launcher
+            return run_node(argv[:-1], argv[-1])
+        from pipeline.train.launch import run_lock
+
+        with run_lock(Path(json.loads(Path(argv[-1]).read_text())["run_dir"])):
+            return run_node(argv[:-1], argv[-1])
+    except (LaunchError, FolderLocked) as e:
         print(f"atomforge: error: {e}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,7 @@ import sys
 import torch.distributed as dist
 
 from pipeline.train.config import TrainConfig
+from pipeline.train.lifeline import rank_dies_with_parent
 
 
 def run(tc: TrainConfig) -> dict:
@@ -28,6 +29,7 @@ def run(tc: TrainConfig) -> dict:
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    rank_dies_with_parent()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if "SLURM_STEP_ID" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
         sys.exit("atomforge: error: ranks are started by torchrun (python -m pipeline.train.node), one srun task per node")
