@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from data_prep import FORMAT_VERSION
 from data_prep.card import TrainStats, residual_per_atom
 from data_prep.external import duplicates, median
+from data_prep.fingerprint import SHARD_RE
 from data_prep.robust_refs import RobustReferences
 from data_prep.integrity import shard_hashes
 from data_prep.schema import MANIFEST_SCHEMA, UNITS
@@ -130,7 +131,7 @@ def finalize(cfg, n_tasks: int) -> dict:
     os.replace(man_tmp, out / "manifest.parquet")
     shutil.rmtree(parts.tmp, ignore_errors=True)
 
-    shard_files = sorted((out / "shards").glob("*.tar"))
+    shard_files = sorted(f for f in (out / "shards").glob("*.tar") if SHARD_RE.match(f.name))  # ours only
     quarantined = sum(reasons.values())
     card = {
         "format_version": FORMAT_VERSION,
