@@ -57,6 +57,7 @@ class TrainConfig:
     stress_coef: float = 1.0
     num_workers: int = 0
     window: int = 4
+    on_error: str = "raise"  # a corrupt sample or shard: "raise" (one line naming shard and key) | "skip" (drop, count)
     val_split: str = "val"
     eval_every: int = 0  # 0: only at the end
     ckpt_every: int = 50
@@ -82,6 +83,8 @@ class TrainConfig:
 
     def __post_init__(self):
         check_supported(self)
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if self.grad_accum < 1:
             raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
         if self.init_refs not in ("refit", "parent"):

@@ -140,12 +140,18 @@ def seed_all(seed: int):
 class BatchStream:
     """Endless stream of planned batches over epochs; its position is part of the checkpoint."""
 
-    def __init__(self, cfg: LoaderConfig, rank: int, world: int, epoch: int = 0, position: int = 0):
+    def __init__(self, cfg: LoaderConfig, rank: int, world: int, epoch: int = 0, position: int = 0, skipped: int = 0):
         self.cfg, self.rank, self.world = cfg, rank, world
         self.epoch, self.position = epoch, position
-        self._it = None
+        self._it, self._skipped_before = None, skipped  # corrupt samples dropped in earlier epochs (and before a resume)
+
+    @property
+    def skipped(self) -> int:  # corrupt samples this rank's loaders dropped (on_error=skip), over the whole run
+        return self._skipped_before + (self._loader.dataset.skipped if self._it is not None else 0)
 
     def _open(self):
+        if self._it is not None:
+            self._skipped_before += self._loader.dataset.skipped
         self._loader = make_loader(self.cfg, self.rank, self.world, self.epoch, self.position)
         self.epoch_len = len(self._loader.dataset.plan)
         self._it = iter(self._loader)
@@ -197,14 +203,15 @@ class Trainer:
         mix, epoch_size = train_mix(tc.data_root, tc.mix, tc.mix_temperature, tc.re_upweight)
         lcfg = LoaderConfig(root=tc.data_root, split="train", max_atoms=tc.max_atoms, seed=tc.seed,
                             num_workers=tc.num_workers, window=tc.window, mix=mix, temperature=tc.mix_temperature,
-                            epoch_size=epoch_size)
+                            epoch_size=epoch_size, on_error=tc.on_error)
         state = None if tc.resume == "none" else ckpt.load_newest(self.engine, self.ckpt_root, self.ema,
                                                                    None if tc.resume == "auto" else tc.resume)
         loader_state = {"epoch": 0, "position": 0}
         if state is not None:
             self.step = state["step"]
             loader_state = state["loader"]
-        self.stream = BatchStream(lcfg, self.rank, self.world, **loader_state)
+        skipped = (state or {}).get("corrupt_skipped", 0) if self.rank == 0 else 0  # saved summed over ranks
+        self.stream = BatchStream(lcfg, self.rank, self.world, **loader_state, skipped=skipped)
         self.guard = LossGuard(tc.max_bad_losses, (state or {}).get("nonfinite_skipped", 0))
         if self.rank == 0:
             signals.clear(self.run_dir)
@@ -279,7 +286,7 @@ class Trainer:
     def validate(self) -> dict:
         try:
             loader = make_loader(LoaderConfig(root=self.tc.data_root, split=self.tc.val_split, max_atoms=self.tc.max_atoms,
-                                              shuffle=False, seed=self.tc.seed), self.rank, self.world)
+                                              shuffle=False, seed=self.tc.seed, on_error=self.tc.on_error), self.rank, self.world)
         except (FileNotFoundError, ValueError):
             return {}
         self.engine.eval()
@@ -297,7 +304,9 @@ class Trainer:
                 "val_force_mae": sums[2].item() / max(sums[3].item(), 1)}
 
     def save(self):
-        state = {"step": self.step, "loader": self.stream.state(), **self.guard.state()}
+        skipped = torch.tensor([self.stream.skipped], dtype=torch.float64)
+        dist.all_reduce(skipped)  # every rank saves together; one count for the run
+        state = {"step": self.step, "loader": self.stream.state(), **self.guard.state(), "corrupt_skipped": int(skipped.item())}
         ckpt.save(self.engine, self.ckpt_root, self.step, state, self.ema, self.config_record(), self.tc.keep_last)
 
     def config_record(self) -> dict:
@@ -323,12 +332,13 @@ class Trainer:
             t0 = time.perf_counter()
             m = self.train_step()
             dt = time.perf_counter() - t0
-            counts = torch.tensor([m.pop("atoms"), m.pop("samples")], dtype=torch.float64)
+            counts = torch.tensor([m.pop("atoms"), m.pop("samples"), self.stream.skipped], dtype=torch.float64)
             dist.all_reduce(counts)
             atoms = counts[0]
             row = {"step": self.step, **m, "lr": lr,
                    "atoms_per_s": atoms.item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
                    "samples": int(counts[1].item()), "nonfinite_skipped": self.guard.skipped,
+                   "corrupt_skipped": int(counts[2].item()),  # all ranks, whole run (data.on_error=skip)
                    "epoch": self.stream.epoch, "rank_steps": self.step}
             if tc.eval_every and self.step % tc.eval_every == 0:
                 row.update(self.validate())
@@ -354,7 +364,7 @@ class Trainer:
             final = self.validate()
             last.update(final)
             if logger:
-                logger.log({"step": self.step, **final, "final": True})
+                logger.log({"step": self.step, **final, "final": True, "corrupt_skipped": last.get("corrupt_skipped", 0)})
         if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
             self.save()
         if tc.final_predictions and self.step >= tc.steps:
@@ -371,6 +381,8 @@ class Trainer:
         dist.all_gather(gathered, steps_done)
         if self.rank == 0:
             (self.run_dir / "ranks.json").write_text(json.dumps({"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}))
+            (self.run_dir / "summary.json").write_text(json.dumps({"steps": self.step, "world_size": self.world, "nonfinite_skipped":
+                                                                   self.guard.skipped, "corrupt_skipped": last.get("corrupt_skipped", 0)}))
         return last
 
     def record_final_predictions(self):

@@ -228,3 +228,67 @@ def test_read_npz_rejects_a_flipped_byte_in_any_array_header_or_stored_crc(emt_d
             decode({**sample, "npz": bytes(bad)})
         assert "\n" not in str(e.value)
     assert struct.unpack_from("<I", npz, 14)[0]  # a real CRC is stored (not zeros)
+
+
+def _first_read_shard(root: Path) -> Path:
+    """The shard the first training batch reads (the trainer's plan: seed 0, max_atoms 128, window 4, rank 0 of 1)."""
+    return root / "shards" / ShardBatches(LoaderConfig(root=str(root), max_atoms=128)).plan[0][0].shard
+
+
+def cli_train(root: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "ATOMFORGE_DEBUG"}
+    cmd = [sys.executable, "-m", "pipeline.cli", "train", f"data.root={root}", f"run_dir={run_dir}", "world_size=1",
+           "train.steps=2", "train.max_atoms=128", "train.warmup_steps=1", "train.ckpt_every=0", "train.wandb=false",
+           "train.progress=false", "train.final_predictions=0", *extra]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_on_error_is_a_train_setting_of_the_cli(emt_dataset, capsys):
+    from pipeline.cli import _plain, compose, main, train_config
+
+    tc = train_config(_plain(compose([f"data.root={emt_dataset}", "train.on_error=skip"])))
+    assert tc.on_error == "skip" and train_config(_plain(compose([f"data.root={emt_dataset}"]))).on_error == "raise"
+    assert main(["train", f"data.root={emt_dataset}", "train.on_error=maybe"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["atomforge: error: on_error must be 'raise' or 'skip', got 'maybe'"]
+
+
+@pytest.mark.slow
+def test_training_on_a_corrupt_shard_stops_naming_shard_and_key(emt_dataset, tmp_path, tally):
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / "data")
+    shard = _first_read_shard(root)
+    key = flip_force(shard)
+    p = cli_train(root, tmp_path / "run")
+    out = p.stdout + p.stderr
+    named = [line for line in out.splitlines() if shard.name in line and key in line and "CRC-32" in line]
+    assert p.returncode != 0 and named, out[-3000:]
+    assert not (tmp_path / "run" / "summary.json").exists()
+    tally.handled()
+
+
+@pytest.mark.slow
+def test_training_with_on_error_skip_counts_the_skipped_samples(emt_dataset, tmp_path, tally):
+    """A real 2-step run (CLI, torchrun, DeepSpeed, 1 rank) on a copy whose first-read shard has a flipped force."""
+    tally.tried()
+    root = copy_dataset(emt_dataset, tmp_path / "data")
+    shard = _first_read_shard(root)
+    flip_force(shard)
+    ds = ShardBatches(LoaderConfig(root=str(root), max_atoms=128, on_error="skip"))
+    it = iter(ds)
+    first_two = list(next(it).sid) + list(next(it).sid)  # what the trainer's 2 steps draw, and skip on the way
+    expected = ds.skipped
+    assert expected == len(planned(ds, shard.name)) > 0 and not planned(ds, shard.name) & set(first_two)
+    run = tmp_path / "run"
+    p = cli_train(root, run, "train.on_error=skip")
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r["step"] for r in steps] == [1, 2] and steps[-1]["corrupt_skipped"] == expected
+    assert rows[-1]["final"] and rows[-1]["corrupt_skipped"] == expected
+    assert summary["corrupt_skipped"] == expected and summary["steps"] == 2
+    assert sum(r["samples"] for r in steps) == len(first_two)  # every delivered sample trained on
+    assert "fails its sha256 check" in p.stderr and "CRC-32" in p.stderr  # each skip is logged with its reason
+    tally.lost(expected - 1)
+    tally.handled()
