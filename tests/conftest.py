@@ -23,3 +23,14 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 def emt_dataset(tmp_path_factory) -> Path:
     """~100 EMT Cu/Al structures (bulk, strain, rattle, vacancy, surface, MD) as built shards."""
     return build_dataset(tmp_path_factory.mktemp("data") / "emt_small", [SMALL_EMT], workers=1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from helpers import FAULTS, HOSTILE
+
+    if FAULTS["injected"]:
+        terminalreporter.write_line(f"faults: injected {FAULTS['injected']}, survived {FAULTS['survived']}, "
+                                    f"samples lost {FAULTS['samples_lost']}")
+    if HOSTILE["tried"]:
+        terminalreporter.write_line(f"hostile inputs: tried {HOSTILE['tried']}, handled {HOSTILE['handled']}, "
+                                    f"lost {HOSTILE['lost']}")

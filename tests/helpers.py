@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# what the fault and hostile-input tests record; tests/conftest.py prints both lines at the end of the run
+FAULTS = {"injected": 0, "survived": 0, "samples_lost": 0}
+HOSTILE = {"tried": 0, "handled": 0, "lost": 0}
+
 SMALL_EMT = {"type": "emt", "elements": ["Cu", "Al"], "per_kind": {"bulk": 8, "strain": 8, "rattle": 8, "vacancy": 8, "surface": 4, "md": 16}}
 
 

@@ -1,17 +1,11 @@
-"""Fault-injection bookkeeping: each test records what it injected; the summary line adds them up."""
+"""Fault-injection bookkeeping: each test records what it injected; tests/conftest.py prints the sum."""
 from __future__ import annotations
 
 import pytest
 
-LEDGER = {"injected": 0, "survived": 0, "samples_lost": 0}
+from helpers import FAULTS as LEDGER
 
 
 @pytest.fixture
 def ledger():
     return LEDGER
-
-
-def pytest_terminal_summary(terminalreporter):
-    if LEDGER["injected"]:
-        terminalreporter.write_line(f"faults: injected {LEDGER['injected']}, survived {LEDGER['survived']}, "
-                                    f"samples lost {LEDGER['samples_lost']}")

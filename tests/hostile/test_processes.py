@@ -36,8 +36,9 @@ def wait_for_steps(run: Path, proc: subprocess.Popen, n: int, timeout: float = 1
         time.sleep(0.2)
 
 
-def test_sigkilled_launcher_leaves_no_ranks(emt_dataset, tmp_path, tally):
+def test_sigkilled_launcher_leaves_no_ranks(emt_dataset, tmp_path, tally, ledger):
     tally.tried()
+    ledger["injected"] += 1
     run = tmp_path / "run"
     proc = start_training(run, emt_dataset)
     try:
@@ -53,13 +54,15 @@ def test_sigkilled_launcher_leaves_no_ranks(emt_dataset, tmp_path, tally):
         time.sleep(2)
         assert steps_logged(run) == n  # nobody is writing into the run folder any more
         tally.handled()
+        ledger["survived"] += 1
     finally:
         for p in psutil.Process().children(recursive=True):
             p.kill()
 
 
-def test_second_training_into_a_busy_run_folder_is_refused(emt_dataset, tmp_path, tally):
+def test_second_training_into_a_busy_run_folder_is_refused(emt_dataset, tmp_path, tally, ledger):
     tally.tried()
+    ledger["injected"] += 1
     run = tmp_path / "run"
     first = start_training(run, emt_dataset)
     try:
@@ -73,6 +76,7 @@ def test_second_training_into_a_busy_run_folder_is_refused(emt_dataset, tmp_path
         assert f"pid {first.pid}" in err[-1] and (run / "train_config.json").read_text() == cfg_before
         assert first.poll() is None  # the first run goes on untouched
         tally.handled()
+        ledger["survived"] += 1
     finally:
         first.send_signal(signal.SIGTERM)  # preempted: checkpoint and exit 75 through the CLI's one line
         first.wait(120)

@@ -75,8 +75,9 @@ def ckpt(run: Path) -> Path:
 @pytest.mark.parametrize("name,file", [("z0", "rng_rank0.pt"), ("z0", "ema_rank0.pt"),
                                        ("z0", "mp_rank_00_model_states.pt"),
                                        ("z2", "zero_pp_rank_0_mp_rank_00_optim_states.pt")])
-def test_resume_refuses_pickled_code(runs, emt_dataset, tmp_path, tally, name, file):
+def test_resume_refuses_pickled_code(runs, emt_dataset, tmp_path, tally, ledger, name, file):
     tally.tried()
+    ledger["injected"] += 1
     run, marker = received(runs, name, tmp_path), tmp_path / "marker"
     plant(ckpt(run) / file, marker)
     before = digest(run / "checkpoints")
@@ -88,6 +89,7 @@ def test_resume_refuses_pickled_code(runs, emt_dataset, tmp_path, tally, name, f
     assert p.returncode != 0 and "refusing to load" in p.stderr and "pickled code" in p.stderr, p.stderr[-2000:]
     assert digest(run / "checkpoints") == before  # refused, not skipped past and overwritten
     tally.handled()
+    ledger["survived"] += 1
 
 
 @pytest.mark.parametrize("name,file", [("z0", "mp_rank_00_model_states.pt"), ("z0", "ema.pt"),
