@@ -69,7 +69,7 @@ def _bad_cell(s: Structure, cfg: ValidationConfig, cutoff: float) -> str | None:
         return f"bad_cell:volume_per_atom:{vol / s.n_atoms:.3g}<{cfg.min_volume_per_atom:g}"
     heights = vol / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)  # distances between faces
     periodic = heights[s.pbc]
-    if (np.linalg.norm(cell, axis=1).max() / periodic.min()) > cfg.max_cell_aspect:
+    if (np.linalg.norm(cell[s.pbc], axis=1).max() / periodic.min()) > cfg.max_cell_aspect:
         return "bad_cell:aspect"
     reps = np.where(s.pbc, np.ceil(cutoff / heights), 0)
     images = float(np.prod(2 * reps + 1)) * s.n_atoms

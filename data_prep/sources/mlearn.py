@@ -7,7 +7,7 @@ from typing import Iterator
 import json
 import numpy as np
 
-from data_prep.structure import Structure
+from data_prep.structure import ReadError, Structure
 
 KBAR_TO_EV_A3 = 1.0 / 1602.1766208  # 1 eV/Å^3 = 160.2 GPa = 1602.18 kbar
 
@@ -22,44 +22,65 @@ class MLearnSource:
         self.name = name or f"mlearn_{self.path.parent.name}_{self.path.stem}"
         self.chunk = chunk
         self.stress = stress
-        with open(self.path) as f:
-            self._n = len(json.load(f))
+        self.error = None
+        try:  # an unreadable file is quarantined whole by its one task, not a failed build
+            with open(self.path) as f:
+                self._n = len(json.load(f))
+        except (OSError, ValueError, TypeError) as e:
+            self._n, self.error = 0, f"{type(e).__name__}: {e}"
 
     def tasks(self) -> list[tuple[int, int]]:
+        if self.error is not None:
+            return [(0, 0)]
         return [(a, min(a + self.chunk, self._n)) for a in range(0, self._n, self.chunk)]
 
-    def read(self, task) -> Iterator[Structure]:
+    def inputs(self, task) -> list[str]:
+        return [str(self.path)]
+
+    def locate(self, task, i: int) -> str:
+        return f"{self.path}:{task[0] + i}"
+
+    def read(self, task) -> Iterator[Structure | ReadError]:
         a, b = task
+        if self.error is not None:
+            yield ReadError(str(self.path), None, self.error)
+            return
         with open(self.path) as f:
             entries = json.load(f)[a:b]
         for i, e in enumerate(entries, start=a):
-            s = e["structure"]
-            cell = np.asarray(s["lattice"]["matrix"], dtype=np.float64)
-            from ase.data import atomic_numbers
+            try:
+                yield self._structure(e, i)
+            except Exception as err:  # noqa: BLE001 - one malformed entry
+                yield ReadError(str(self.path), i, f"{type(err).__name__}: {err}")
 
-            numbers = np.array([atomic_numbers[site["species"][0]["element"]] for site in s["sites"]], dtype=np.int64)
-            pos = np.asarray([site["xyz"] for site in s["sites"]], dtype=np.float64)
-            out = e["outputs"]
-            stress = None
-            if self.stress and out.get("virial_stress") is not None:
-                # VASP prints XX YY ZZ XY YZ ZX in kbar with pressure positive in compression;
-                # ASE's stress is the negative of that, in eV/Å^3.
-                xx, yy, zz, xy, yz, zx = (float(v) for v in out["virial_stress"])
-                sig = np.array([[xx, xy, zx], [xy, yy, yz], [zx, yz, zz]])
-                stress = -sig * KBAR_TO_EV_A3
-            yield Structure(
-                numbers=numbers,
-                positions=pos,
-                cell=cell,
-                pbc=np.ones(3, dtype=bool),
-                energy=float(out["energy"]),
-                forces=np.asarray(out["forces"], dtype=np.float64),
-                stress=stress,
-                source=self.name,
-                # AIMD snapshots of one run share a description prefix; keep each (group, run) together
-                group=f"{e.get('group', '')}:{_run_id(e.get('description', ''))}",
-                info={"group": e.get("group", ""), "tag": e.get("tag", ""), "index": i},
-            )
+    def _structure(self, e: dict, i: int) -> Structure:
+        s = e["structure"]
+        cell = np.asarray(s["lattice"]["matrix"], dtype=np.float64)
+        from ase.data import atomic_numbers
+
+        numbers = np.array([atomic_numbers[site["species"][0]["element"]] for site in s["sites"]], dtype=np.int64)
+        pos = np.asarray([site["xyz"] for site in s["sites"]], dtype=np.float64)
+        out = e["outputs"]
+        stress = None
+        if self.stress and out.get("virial_stress") is not None:
+            # VASP prints XX YY ZZ XY YZ ZX in kbar with pressure positive in compression;
+            # ASE's stress is the negative of that, in eV/Å^3.
+            xx, yy, zz, xy, yz, zx = (float(v) for v in out["virial_stress"])
+            sig = np.array([[xx, xy, zx], [xy, yy, yz], [zx, yz, zz]])
+            stress = -sig * KBAR_TO_EV_A3
+        return Structure(
+            numbers=numbers,
+            positions=pos,
+            cell=cell,
+            pbc=np.ones(3, dtype=bool),
+            energy=float(out["energy"]),
+            forces=np.asarray(out["forces"], dtype=np.float64),
+            stress=stress,
+            source=self.name,
+            # AIMD snapshots of one run share a description prefix; keep each (group, run) together
+            group=f"{e.get('group', '')}:{_run_id(e.get('description', ''))}",
+            info={"group": e.get("group", ""), "tag": e.get("tag", ""), "index": i},
+        )
 
 
 def _run_id(description: str) -> str:

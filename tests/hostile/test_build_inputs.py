@@ -217,3 +217,30 @@ def test_bad_frames_through_the_cli(tmp_path, tally):
     bad = str(d / "bad.extxyz")
     assert names(q, bad, 1) and names(q, bad, 4), [r["reason"] for r in q]
     tally.handled()
+
+
+def mlearn_entries(images) -> list[dict]:
+    return [{"structure": {"lattice": {"matrix": a.cell.array.tolist()},
+                           "sites": [{"species": [{"element": s}], "xyz": p.tolist()} for s, p in zip(a.get_chemical_symbols(), a.positions)]},
+             "outputs": {"energy": a.get_potential_energy(), "forces": a.get_forces().tolist(), "virial_stress": [0.0] * 6},
+             "group": "Rattled", "description": f"frame {i}"} for i, a in enumerate(images)]
+
+
+def test_mlearn_bad_entries_and_a_truncated_file(tmp_path, tally):
+    import json
+
+    tally.tried(2)
+    d = tmp_path / "in"
+    d.mkdir()
+    entries = mlearn_entries(frames(6, seed=8))
+    entries[1]["structure"]["sites"][0]["species"][0]["element"] = "Xx"
+    del entries[4]["outputs"]
+    (d / "mixed.json").write_text(json.dumps(entries))
+    (d / "cut.json").write_text(json.dumps(mlearn_entries(frames(3, seed=9)))[:500])
+    (d / "good.json").write_text(json.dumps(mlearn_entries(frames(3, seed=10))))
+    srcs = [{"type": "mlearn", "path": str(d / n), "name": n.split(".")[0]} for n in ("mixed.json", "cut.json", "good.json")]
+    m, q = run(tmp_path, srcs, d)
+    kept(tally, m, 4 + 3)
+    mixed, cut = str(d / "mixed.json"), str(d / "cut.json")
+    assert names(q, mixed, 1) and names(q, mixed, 4) and names(q, cut, "*"), [r["reason"] for r in q]
+    tally.handled(2)
