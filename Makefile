@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
-	$(PY) -m pip install -e ".[test]"
+	$(PY) -m pip install -e ".[test,teachers]"
 	touch $(STAMP)
 
 install: $(STAMP)
