@@ -2,9 +2,15 @@
 
 Layout of `out/`:
   shards/{split}-{task:06d}.tar   webdataset shards (one per task and split)
-  parts/{task:06d}.parquet        manifest rows of a finished task (its completion marker, written last)
+  parts/{task:06d}.parquet        manifest rows of a finished task (its completion marker, written last), with
+                                  the fingerprint of the task's inputs in its schema metadata (data_prep.fingerprint)
   manifest.parquet                all usable rows; quarantine.parquet: rejected rows with reasons
   card.json                       counts, units, element references, statistics, provenance, hashes
+  .build.lock                     held while a build runs (data_prep.lock): one build per folder
+
+A rerun redoes the tasks whose fingerprint changed and drops what it wrote for tasks that are gone. Temp files
+carry the writer's pid. A record that cannot be read or checked becomes a quarantine row naming its file and
+frame; the rest of the build goes on.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ class ValidationConfig:
     max_abs_energy_per_atom: float = 1e3  # eV/atom: crude bound; per-element outliers are caught after the reference fit
     max_abs_force: float = 1e3  # eV/Å
     max_z: int = 100  # elements the models embed
-    min_volume_per_atom: float = 1.0  # Å^3: solids sit at 5-50; far below is a broken or mis-scaled cell
+    min_volume_per_atom: float = 0.5  # Å^3: solids sit at 5-50 (metallic H near 1 at 500 GPa); below is a broken cell
     max_cell_aspect: float = 1e3  # longest cell vector over the shortest face distance
     max_images: int = 2_000_000  # periodic images x atoms the neighbour search may build (bounds its memory)
 
