@@ -141,6 +141,19 @@ def test_swapped_shards_are_refused(emt_dataset, tmp_path, tally):
     tally.handled()
 
 
+def test_skips_in_loader_worker_processes_are_counted(emt_dataset, tmp_path):
+    """The count lives in shared memory: the trainer reads it in the main process while workers do the reading."""
+    from pipeline.data.loader import make_loader
+
+    root = copy_dataset(emt_dataset, tmp_path / "workers")
+    bad = train_shards(root)[1]
+    flip_force(bad)
+    loader = make_loader(LoaderConfig(root=str(root), max_atoms=64, num_workers=2, on_error="skip"))
+    keys = [k for b in loader for k in b.sid]
+    lost = planned(loader.dataset, bad.name)
+    assert loader.dataset.skipped == len(lost) > 0 and sorted(keys) == sorted(planned(loader.dataset) - lost)
+
+
 def test_each_epoch_hashes_a_shard_once_and_a_failed_shard_is_not_reread(emt_dataset, tmp_path, monkeypatch):
     import data_prep.integrity as integrity
 
