@@ -111,10 +111,9 @@ def _task_file(task) -> str:
     return repr(task)[:120]
 
 
-def _where(src, task, i: int) -> str:
-    """file:frame of a task's i-th record (sources that know better say so with `locate`)."""
-    locate = getattr(src, "locate", None)
-    return locate(task, i) if locate is not None else f"{_task_file(task)}:{i}"
+def _where(s, task, i: int) -> str:
+    """file:frame a record came from: its own `origin` where the source set it, else the task and position."""
+    return getattr(s, "origin", "") or f"{_task_file(task)}:{i}"
 
 
 def _records(src, task):
@@ -148,14 +147,14 @@ def _run_task(args) -> str:
                 reason = check(s, vc, cutoff)
                 key = s.key()
                 if reason is not None:  # say where it came from, so the user can find the record
-                    rows.append(_row(s, key, "", "", -1, f"{reason} at {_where(src, task, i)}", cutoff))
+                    rows.append(_row(s, key, "", "", -1, f"{reason} at {_where(s, task, i)}", cutoff))
                     continue
                 split = fixed_split or assign_split(s.group, split_fr, seed)
                 shard = f"{split}-{tid:06d}.tar"
                 row = _row(s, key, split, shard, counters[split], None, cutoff)
                 sample = encode(s, key, split)
             except Exception as e:  # noqa: BLE001 - a record the checks themselves choke on is quarantined
-                rows.append(_error_row(src.name, f"{tid}:{i}", f"invalid: {_where(src, task, i)}: {_one_line(e)}"))
+                rows.append(_error_row(src.name, f"{tid}:{i}", f"invalid: {_where(s, task, i)}: {_one_line(e)}"))
                 continue
             if split not in writers:
                 tmp[split] = out / "shards" / f".{shard}.{pid}.tmp"

@@ -23,6 +23,7 @@ class Structure:
     group: str = ""  # trajectory / family; splits never cut a group
     atom_fields: dict[str, np.ndarray] = field(default_factory=dict)  # extra per-atom arrays (r, forces_k1, ...)
     info: dict = field(default_factory=dict)  # small JSON-able metadata
+    origin: str = ""  # "file:frame" it was read from, for quarantine reasons; not stored in shards
 
     @property
     def n_atoms(self) -> int:

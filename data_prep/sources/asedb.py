@@ -89,9 +89,6 @@ class AseDBSource:
             offset += n
         return out
 
-    def locate(self, task, i: int) -> str:
-        return f"{task[0]}:{task[1] + i}"
-
     def inputs(self, task) -> list[str]:
         meta = Path(task[0]).parent / "metadata.npz"
         return [task[0]] + ([str(meta)] if self.natoms is not None else [])
@@ -134,4 +131,5 @@ class AseDBSource:
             group=str(group),
             info={"db": Path(f).name, "db_index": i,
                   **{k: v for k, v in data.items() if isinstance(v, (str, int, float))}},
+            origin=f"{f}:{i}",
         )

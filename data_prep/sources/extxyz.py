@@ -92,9 +92,6 @@ class ExtXYZSource:
     def inputs(self, task) -> list[str]:
         return [task]
 
-    def locate(self, task, i: int) -> str:
-        return f"{task}:{i}"
-
     def read(self, task) -> Iterator[Structure | ReadError]:
         for i, text in frames(task):
             if isinstance(text, ReadError):
@@ -127,4 +124,5 @@ class ExtXYZSource:
             source=self.name,
             group=group,
             info={k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))},
+            origin=f"{task}:{i}",
         )

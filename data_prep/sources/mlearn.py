@@ -37,9 +37,6 @@ class MLearnSource:
     def inputs(self, task) -> list[str]:
         return [str(self.path)]
 
-    def locate(self, task, i: int) -> str:
-        return f"{self.path}:{task[0] + i}"
-
     def read(self, task) -> Iterator[Structure | ReadError]:
         a, b = task
         if self.error is not None:
@@ -80,6 +77,7 @@ class MLearnSource:
             # AIMD snapshots of one run share a description prefix; keep each (group, run) together
             group=f"{e.get('group', '')}:{_run_id(e.get('description', ''))}",
             info={"group": e.get("group", ""), "tag": e.get("tag", ""), "index": i},
+            origin=f"{self.path}:{i}",
         )
 
 

@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 from ase.io import read
 
-from data_prep.structure import Structure
+from data_prep.structure import ReadError, Structure
 
 
 class SiliconRESource:
@@ -34,31 +34,41 @@ class SiliconRESource:
     def tasks(self):
         return [(a, min(a + self.chunk, self._n)) for a in range(0, self._n, self.chunk)]
 
-    def read(self, task) -> Iterator[Structure]:
+    def inputs(self, task) -> list[str]:
+        return [str(self.path / "DATA.json"), str(self.path / "structure_poscars.zip")]
+
+    def read(self, task) -> Iterator[Structure | ReadError]:
         a, b = task
         with open(self.path / "DATA.json") as f:
             data = json.load(f)
         with zipfile.ZipFile(self.path / "structure_poscars.zip") as z:
             for i in range(a, b):
-                atoms = read(io.StringIO(z.read(f"{i}.POSCAR.vasp").decode()), format="vasp")
-                fields = {}
-                for mesh, forces in data["Forces"].items():
-                    if mesh != self.target:
-                        fields[f"forces_{mesh.lower()}"] = np.asarray(forces[i], dtype=np.float64)
-                for k in ("r", "r_v"):
-                    if k in data and data[k][i] is not None:  # None in the bulk-like validation snapshots (no migrating atom)
-                        fields[k] = np.asarray(data[k][i], dtype=np.float64)
-                info = {"set": self.path.name, "index": i}
-                for mesh, energies in data["Energies"].items():
-                    if mesh != self.target:
-                        info[f"energy_{mesh.lower()}"] = float(energies[i])
-                yield Structure.from_atoms(
-                    atoms,
-                    energy=float(data["Energies"][self.target][i]),
-                    forces=np.asarray(data["Forces"][self.target][i], dtype=np.float64),
-                    source=self.name,
-                    # consecutive AIMD frames are correlated: blocks of 10 stay in one split
-                    group=f"{self.path.name}:{i // 10}",
-                    atom_fields=fields,
-                    info=info,
-                )
+                try:
+                    yield self._structure(data, z, i)
+                except Exception as e:  # noqa: BLE001 - one missing or malformed snapshot
+                    yield ReadError(f"{self.path}/structure_poscars.zip", i, f"{type(e).__name__}: {e}")
+
+    def _structure(self, data: dict, z: zipfile.ZipFile, i: int) -> Structure:
+        atoms = read(io.StringIO(z.read(f"{i}.POSCAR.vasp").decode()), format="vasp")
+        fields = {}
+        for mesh, forces in data["Forces"].items():
+            if mesh != self.target:
+                fields[f"forces_{mesh.lower()}"] = np.asarray(forces[i], dtype=np.float64)
+        for k in ("r", "r_v"):
+            if k in data and data[k][i] is not None:  # None in the bulk-like validation snapshots (no migrating atom)
+                fields[k] = np.asarray(data[k][i], dtype=np.float64)
+        info = {"set": self.path.name, "index": i}
+        for mesh, energies in data["Energies"].items():
+            if mesh != self.target:
+                info[f"energy_{mesh.lower()}"] = float(energies[i])
+        return Structure.from_atoms(
+            atoms,
+            energy=float(data["Energies"][self.target][i]),
+            forces=np.asarray(data["Forces"][self.target][i], dtype=np.float64),
+            source=self.name,
+            # consecutive AIMD frames are correlated: blocks of 10 stay in one split
+            group=f"{self.path.name}:{i // 10}",
+            atom_fields=fields,
+            info=info,
+            origin=f"{self.path}:{i}",
+        )

@@ -30,7 +30,7 @@ class SubsetSource:
         spec = dict(source)
         if "split" in spec:
             raise ValueError("put a fixed `split` on the subset entry, not on its inner source")
-        self.inner = make_source(spec)
+        self.inner, self.inner_spec = make_source(spec), spec
         self.name = self.inner.name
         self.fraction, self.seed = float(fraction), int(seed)
         self.split_fractions, self.split_seed, self.only_split = split_fractions, int(split_seed), only_split
@@ -38,9 +38,16 @@ class SubsetSource:
     def tasks(self):
         return self.inner.tasks()
 
+    def inputs(self, task) -> list[str]:
+        from data_prep.fingerprint import task_inputs
+
+        return task_inputs(self.inner, self.inner_spec, task)
+
     def read(self, task) -> Iterator[Structure]:
         for s in self.inner.read(task):
-            if self.split_fractions is not None and assign_split(s.group, self.split_fractions, self.split_seed) != self.only_split:
+            if not isinstance(s, Structure):  # an unreadable record: passed on to be quarantined
+                yield s
+            elif self.split_fractions is not None and assign_split(s.group, self.split_fractions, self.split_seed) != self.only_split:
                 yield s
             elif self.fraction >= 1.0 or keep(s, self.fraction, self.seed):
                 yield s
