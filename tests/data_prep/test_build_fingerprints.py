@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from data_prep.build import BuildConfig, build
-from tests.data_prep.dft_files import frames, output_bytes, rows, write_xyz
+from tests.data_prep.dft_files import frames, output_bytes, rows, write_db, write_mlearn, write_xyz
 
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}  # several shards per task, so stale shards can show up
 
@@ -103,3 +105,28 @@ def test_same_size_edit_with_a_new_mtime_is_seen(tmp_path):
     assert f.stat().st_size == st.st_size
     assert _build(out, src)["tasks_run"] == 1
     assert sorted(r["energy"] for r in rows(out)) != e0
+
+
+@pytest.mark.parametrize("kind", ["asedb", "mlearn", "subset"])
+def test_every_file_source_sees_an_edited_input(tmp_path, kind):
+    src = tmp_path / "in"
+    src.mkdir()
+
+    def write(n, seed):
+        if kind == "asedb":
+            (src / "a.db").unlink(missing_ok=True)
+            return write_db(src / "a.db", frames(n, seed=seed))
+        if kind == "mlearn":
+            return write_mlearn(src / "a.json", frames(n, seed=seed))
+        return write_xyz(src / "a.extxyz", frames(n, seed=seed))
+
+    f = write(4, seed=1)
+    spec = {"type": kind, "path": str(f)}
+    if kind == "subset":
+        spec = {"type": "subset", "source": {"type": "extxyz", "path": str(src)}, "fraction": 1.0}
+    cfg = BuildConfig(out=str(tmp_path / "out"), sources=[spec], split={"train": 1.0})
+    build(cfg, progress=False)
+    assert build(cfg, progress=False)["tasks_run"] == 0
+    write(5, seed=2)
+    assert build(cfg, progress=False)["tasks_run"] == 1
+    assert len(rows(tmp_path / "out")) == 5
