@@ -145,7 +145,7 @@ class ShardBatches(IterableDataset):
         except CorruptInput:
             raise
         except Exception as e:
-            if expected is None and not isinstance(e, ShardHashMismatch):  # no hash to check: keep what came before
+            if expected is None and not isinstance(e, ShardHashMismatch):  # not hashed on this read: keep what came before
                 lost = sorted(wanted - set(got) - {k for k, _ in bad})
                 for _, msg in bad:
                     self._fail(msg, 1)
@@ -156,8 +156,9 @@ class ShardBatches(IterableDataset):
                 cache.pop((d, visit, k), None)
             self._bad.add(shard_id)
             what = reason(e) if isinstance(e, ShardHashMismatch) else f"shard {path} is unreadable after key {last}: {reason(e)}"
-            self._fail(f"{what}{'; first damaged sample: ' + bad[0][1] if bad else ''}; all {len(wanted)} planned sample(s) "
-                       f"of this shard skipped, first key {min(wanted)}", len(wanted))
+            also = f"; first damaged sample: {bad[0][1]}" if bad else ""
+            self._fail(f"{what}{also}; all {len(wanted)} planned sample(s) of this shard skipped, first key {min(wanted)}",
+                       len(wanted))
             return wanted
         if expected:
             self._verified.add(shard_id)
