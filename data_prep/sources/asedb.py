@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import struct
 import urllib.parse
 from pathlib import Path
 from typing import Iterator
@@ -18,19 +19,24 @@ from ase.db.sqlite import SQLite3Database
 from data_prep.structure import ReadError, Structure
 
 CHUNK = 1000
+LMDB_MAGIC = 0xBEEFC0DE
 
 
 def connect(f: Path):
     """Open a database for reading only: an input is never created, initialised or modified (ASE's own
     connect turns a 0-byte or missing `.db` into a fresh database)."""
-    if f.suffix == ".aselmdb":
-        from fairchem.core.datasets.ase_datasets import AseDBDataset
-
-        return AseDBDataset.connect_db(str(f))  # read-only, no lock file: safe from many processes
     if not f.is_file():
         raise FileNotFoundError(f"no such database: {f}")
     if f.stat().st_size == 0:
         raise ValueError("empty file, not an ASE database")
+    if f.suffix == ".aselmdb":
+        with open(f, "rb") as fh:  # LMDB's meta page magic: refuse junk before the backend half-opens it
+            head = fh.read(20)
+        if len(head) < 20 or struct.unpack_from("<I", head, 16)[0] != LMDB_MAGIC:
+            raise ValueError("not an LMDB file")
+        from fairchem.core.datasets.ase_datasets import AseDBDataset
+
+        return AseDBDataset.connect_db(str(f))  # read-only, no lock file: safe from many processes
     return ReadOnlySQLite(str(f), create_indices=False)
 
 

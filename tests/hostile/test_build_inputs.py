@@ -244,3 +244,16 @@ def test_mlearn_bad_entries_and_a_truncated_file(tmp_path, tally):
     mixed, cut = str(d / "mixed.json"), str(d / "cut.json")
     assert names(q, mixed, 1) and names(q, mixed, 4) and names(q, cut, "*"), [r["reason"] for r in q]
     tally.handled(2)
+
+
+def test_empty_and_junk_aselmdb(tmp_path, tally):
+    tally.tried(2)
+    d = tmp_path / "in"
+    d.mkdir()
+    db_with(d / "good.db", frames(4, seed=11))
+    (d / "empty.aselmdb").write_bytes(b"")
+    (d / "junk.aselmdb").write_bytes(b"not an lmdb file " * 200)
+    m, q = run(tmp_path, [{"type": "asedb", "path": str(d)}], d)
+    kept(tally, m, 4)
+    assert names(q, str(d / "empty.aselmdb"), "*") and names(q, str(d / "junk.aselmdb"), "*"), [r["reason"] for r in q]
+    tally.handled(2)
