@@ -85,7 +85,8 @@ class ShardBatches(IterableDataset):
 
     @property
     def skipped(self) -> int:
-        """Corrupt samples dropped so far (on_error=skip), all workers together."""
+        """Planned samples of the batches made so far that were dropped as corrupt (on_error=skip), all workers
+        together: counted as their batch is made, so a resume at batch b counts exactly what an unbroken run would."""
         return self._skipped.value
 
     def __len__(self) -> int:
@@ -170,8 +171,10 @@ class ShardBatches(IterableDataset):
         structures, tasks = [], []
         for s in samples:
             structure = cache.pop((s.dataset, s.visit, s.key), None)
-            if structure is None:
-                continue  # skipped and counted when its shard was read
+            if structure is None:  # reported (named) when its shard was read
+                with self._skipped.get_lock():
+                    self._skipped.value += 1
+                continue
             structures.append(structure)
             tasks.append(self.cfg.mix[s.dataset].get("task", self.cfg.task) if self.cfg.mix else self.cfg.task)
         if not structures:
@@ -181,9 +184,7 @@ class ShardBatches(IterableDataset):
     def _fail(self, msg: str, n: int):
         if self.cfg.on_error == "raise":
             raise CorruptInput(f"corrupt input: {msg} (set on_error=skip to drop and count such samples)")
-        with self._skipped.get_lock():
-            self._skipped.value += n
-        log.warning("skipped %d corrupt sample(s), %d so far: %s", n, self.skipped, msg)
+        log.warning("skipping %d corrupt sample(s): %s", n, msg)
 
 
 def make_loader(cfg: LoaderConfig, rank: int = 0, world: int = 1, epoch: int = 0, start: int = 0) -> DataLoader:
