@@ -82,6 +82,7 @@ def test_temp_names_carry_the_pid(tmp_path, monkeypatch):
     assert len(seen) == 2 and all(p.endswith(f".{os.getpid()}.tmp") for p in seen), seen
 
 
+@pytest.mark.slow  # multi-process, through the CLI (~4 s)
 def test_killed_build_takes_its_workers_with_it(tmp_path):
     """SIGKILL the real CLI mid-build: the pool's workers must be gone within seconds."""
     cli = Path(sys.executable).with_name("atomforge")
@@ -123,6 +124,7 @@ with ProcessPoolExecutor(2, initializer=w.init_worker, initargs=(os.getpid(),)) 
 """
 
 
+@pytest.mark.slow  # multi-process (~3 s)
 def test_watchdog_alone_ends_orphaned_workers(tmp_path):
     p = subprocess.Popen([sys.executable, "-c", POOL_WITHOUT_PRCTL], stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
     workers = []
