@@ -23,6 +23,8 @@ def make_source(spec: dict) -> Source:
     kind = spec.pop("type", None)
     if kind == "emt":
         from data_prep.sources.emt import EMTSource as cls
+    elif kind == "teacher":  # generated structures labelled by a teacher: emt | sevennet:<model> | chgnet:<version> | module:Class
+        from data_prep.sources.teacher import TeacherSource as cls
     elif kind == "mlearn":
         from data_prep.sources.mlearn import MLearnSource as cls
     elif kind == "silicon_re":
