@@ -123,10 +123,12 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
         return
     if args:
         raise UsageError(f"unknown eval action {args[0]!r}; expected `atomforge eval` or `atomforge eval select`")
+    from pipeline.evaluate.peers import is_peer
     from pipeline.evaluate.run import evaluate
 
-    if not Path(ev["model"]).exists():
-        raise UsageError(f"model not found: {ev['model']} (an exported folder or a run directory)")
+    if not is_peer(ev["model"]) and not Path(ev["model"]).exists():
+        raise UsageError(f"model not found: {ev['model']} (an exported folder, a run directory, or a peer: "
+                         f"sevennet:<model>, chgnet:<version>)")
     rep = evaluate(ev["model"], cfg["data"]["root"], ev["split"], ev["out"], ev["device"], properties=ev["properties"],
                    make_plots=bool(ev["plots"]))
     print(json.dumps({"all": rep["all"], "rare_events": rep["rare_events"]}, indent=1))

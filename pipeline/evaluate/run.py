@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.evaluate import plots
 from pipeline.evaluate.properties import DEFINITIONS as PROPERTY_DEFINITIONS
+from pipeline.evaluate.peers import Peer, is_peer
 from pipeline.evaluate.rare_events import DEFINITIONS as RE_DEFINITIONS
 from pipeline.evaluate.rare_events import REAccumulator, dft_noise_floor, rare_event_metrics, re_mask
 from pipeline.evaluate.report import write_report
@@ -14,6 +15,9 @@ from pipeline.evaluate.standard import predict_structures, read_split, standard_
 
 
 def load_model(path: str, device: str = "cpu"):
+    """An exported folder, a run directory (exported first), or a peer by name (sevennet:7net-0, chgnet:0.3.0)."""
+    if is_peer(path):
+        return Peer(path, device)
     p = Path(path)
     from pipeline.export.hub import load
 
@@ -23,7 +27,8 @@ def load_model(path: str, device: str = "cpu"):
         from pipeline.export.hub import export
 
         return load(export(str(p), str(p / "hub")), device)
-    raise FileNotFoundError(f"{path} is neither an exported model folder nor a run directory")
+    raise FileNotFoundError(f"{path} is neither an exported model folder, a run directory nor a peer "
+                            f"(sevennet:<model>, chgnet:<version>)")
 
 
 def score_pairs(pairs) -> dict:
@@ -39,11 +44,18 @@ def score_pairs(pairs) -> dict:
 def evaluate(model_path: str, data_root: str, split: str, out_dir: str, device: str = "cpu",
              properties: dict | None = None, make_plots: bool = True) -> dict:
     model = load_model(model_path, device)
-    pairs = list(predict_structures(model, read_split(data_root, split), device=device))
+    if isinstance(model, Peer):
+        structures = list(read_split(data_root, split))
+        model.check_elements(z for s in structures for z in set(s.numbers.tolist()))
+        pairs = list(model.predict(structures))
+    else:
+        pairs = list(predict_structures(model, read_split(data_root, split), device=device))
     if not pairs:
         raise ValueError(f"split {split!r} of {data_root} is empty: nothing to evaluate")
     scores, acc = score_pairs(pairs)
     report = {"model": str(model_path), "data": str(data_root), "split": split, **scores}
+    if isinstance(model, Peer):
+        report["peer"] = model.provenance  # package version and weights checksum of what was measured
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     props = None
@@ -53,7 +65,8 @@ def evaluate(model_path: str, data_root: str, split: str, out_dir: str, device: 
         from pipeline.evaluate.properties import property_suite
         from pipeline.export.calculator import calculator
 
-        props = property_suite(lambda: calculator(model, device), EMT, elements=tuple(properties["elements"]),
+        make_calc = model.calculator if isinstance(model, Peer) else (lambda: calculator(model, device))
+        props = property_suite(make_calc, EMT, elements=tuple(properties["elements"]),
                                repeat=int(properties.get("repeat", 2)), md_steps=int(properties.get("md_steps", 200)),
                                neb_steps=int(properties.get("neb_steps", 300)),
                                which=tuple(properties.get("which") or PROPERTY_DEFINITIONS))
