@@ -19,6 +19,8 @@ DEFAULT_ELEMENTS = (
     "La Hf Ta W Re Os Ir Pt Au Pb Bi B C N O F P S Cl Se Br Te I"
 ).split()
 ANIONS = {"N", "O", "F", "P", "S", "Cl", "Se", "Br", "Te", "I"}
+COVALENT = {"B", "C", "Si", "Ge"}  # no cations of ionic prototypes: their radii make absurdly dense salts
+MIN_VOLUME_PER_ATOM = 6.0  # Å^3 (diamond C: 5.7): denser guesses are scaled up (and cost teachers ~V^-1 edges)
 BIG_CATIONS = {"Li", "Na", "K", "Rb", "Cs", "Ca", "Sr", "Ba", "La", "Y", "Pb", "Bi"}  # perovskite A sites
 
 ELEMENTAL = ("fcc", "bcc", "hcp", "sc", "diamond")
@@ -93,6 +95,14 @@ def ternary(a: str, b: str, x: str, proto: str, rng) -> Atoms:
 
 def pick(elements: list[str], rng) -> tuple[str, Atoms]:
     """A random prototype over `elements`: elemental, binary or ternary in equal parts where the elements allow."""
+    name, atoms = _pick(elements, rng)
+    v = atoms.get_volume() / len(atoms)
+    if v < MIN_VOLUME_PER_ATOM:
+        atoms.set_cell(atoms.cell.array * (MIN_VOLUME_PER_ATOM / v) ** (1 / 3), scale_atoms=True)
+    return name, atoms
+
+
+def _pick(elements: list[str], rng) -> tuple[str, Atoms]:
     metals = [e for e in elements if e not in ANIONS]
     anions = [e for e in elements if e in ANIONS]
     big = [e for e in metals if e in BIG_CATIONS]
@@ -113,7 +123,8 @@ def pick(elements: list[str], rng) -> tuple[str, Atoms]:
         protos = (BINARY_IONIC if anions else ()) + (BINARY_METALLIC if len(metals) >= 2 else ())
         proto = protos[int(rng.integers(len(protos)))]
         if proto in BINARY_IONIC:
-            a, x = metals[int(rng.integers(len(metals)))], anions[int(rng.integers(len(anions)))]
+            cations = [m for m in metals if m not in COVALENT] or metals
+            a, x = cations[int(rng.integers(len(cations)))], anions[int(rng.integers(len(anions)))]
         else:
             a, x = (str(s) for s in rng.choice(metals, 2, replace=False))
         return f"{a}{x}-{proto}", binary(a, x, proto)
@@ -121,7 +132,8 @@ def pick(elements: list[str], rng) -> tuple[str, Atoms]:
     proto = protos[int(rng.integers(len(protos)))]
     if proto == "perovskite":
         a = big[int(rng.integers(len(big)))]
-        b = [m for m in metals if m != a][int(rng.integers(len(metals) - 1))]
+        bs = [m for m in metals if m != a and m not in COVALENT] or [m for m in metals if m != a]
+        b = bs[int(rng.integers(len(bs)))]
         x = anions[int(rng.integers(len(anions)))]
     else:
         a, b, x = (str(s) for s in rng.choice(metals, 3, replace=False))

@@ -125,3 +125,13 @@ def test_killed_build_resumes_byte_identical(tmp_path):
     summary = build(BuildConfig(out=str(out), sources=SLOW, workers=1), progress=False)
     assert summary["tasks_run"] == n_tasks - n_done  # finished tasks were not redone
     assert _files(out) == _files(ref)
+
+
+def test_tiny_config_builds_through_the_cli(tmp_path, capsys):
+    from pipeline.cli import main
+
+    root = tmp_path / "teacher_tiny"
+    assert main(["data", "build", "data=teacher_tiny", f"data.root={root}"]) == 0
+    card = __import__("json").loads((root / "card.json").read_text())
+    assert sum(card["counts"].values()) + card["quarantined"] == 15
+    assert card["sources"][0]["teacher"] == "sevennet:7net-0" and len(card["elements"]) >= 5
