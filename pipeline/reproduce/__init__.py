@@ -11,6 +11,7 @@ RESULTS = {  # CLI name -> (config entry, module)
     "silicon-re": ("silicon_re", "pipeline.reproduce.silicon_re"),
     "pretrain-finetune": ("pretrain_finetune", "pipeline.reproduce.pretrain_finetune"),
     "si-vacancy": ("si_vacancy", "pipeline.reproduce.si_vacancy"),
+    "zero-shot": ("zero_shot", "pipeline.reproduce.zero_shot"),
 }
 
 
