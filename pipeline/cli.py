@@ -34,6 +34,10 @@ class UsageError(Exception):
     pass
 
 
+class Interrupted(Exception):
+    """Ctrl-C during training: the ranks wrote the same checkpoint a SIGTERM makes."""
+
+
 def compose(overrides: list[str]):
     from hydra import compose as hcompose, initialize_config_dir
 
@@ -76,6 +80,7 @@ def stage_data(cfg: dict, args: list[str]) -> None:
 
 def stage_train(cfg: dict, args: list[str]) -> None:
     from pipeline.train.launch import launch
+    from pipeline.train.signals import preempted
 
     tc = train_config(cfg)
     if cfg.get("cluster", {}).get("launcher") == "slurm":
@@ -85,6 +90,9 @@ def stage_train(cfg: dict, args: list[str]) -> None:
         print(f"submitted SLURM job {job}: {tc.run_dir}/slurm-{job}.out; requeues resume from the newest checkpoint")
         return
     rc = launch(tc)
+    if rc == 75 and (preempted(Path(tc.run_dir)) or {}).get("signal") == "SIGINT":
+        raise Interrupted(f"checkpoint written at step {preempted(Path(tc.run_dir))['step']} in {tc.run_dir}/checkpoints; "
+                          "rerun the same command to resume")
     if rc == 75:
         raise UsageError(f"preempted: checkpoint written in {tc.run_dir}/checkpoints; rerun the same command to resume")
     if rc != 0:
@@ -129,8 +137,15 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
     if not is_peer(ev["model"]) and not Path(ev["model"]).exists():
         raise UsageError(f"model not found: {ev['model']} (an exported folder, a run directory, or a peer: "
                          f"sevennet:<model>, chgnet:<version>)")
+    exported = (Path(ev["model"]) / "config.json").is_file()
+    if exported and not any(o.startswith("eval.out=") for o in cfg.get("_overrides", [])):
+        ev["out"] = str(Path(ev["model"]) / "eval")  # a model folder's report travels with it
     rep = evaluate(ev["model"], cfg["data"]["root"], ev["split"], ev["out"], ev["device"], properties=ev["properties"],
                    make_plots=bool(ev["plots"]))
+    if exported:
+        from pipeline.export.hub import attach_metrics
+
+        attach_metrics(ev["model"], rep, cfg["data"]["name"])  # the card shows what was just measured
     print(json.dumps({"all": rep["all"], "rare_events": rep["rare_events"]}, indent=1))
     if "dft_noise_floor" in rep:
         print("DFT noise floor (" + rep["dft_noise_floor"]["coarse"] + " vs reference): " + json.dumps(rep["dft_noise_floor"]))
@@ -179,6 +194,55 @@ STAGES = {"data": stage_data, "train": stage_train, "eval": stage_eval, "export"
 DEMO_DEFAULTS = ["train=demo", "deepspeed=zero2", "world_size=2"]
 
 
+def _error(msg: str) -> int:
+    print(f"atomforge: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _flags(stage: str, rest: list[str]) -> tuple[list[str], bool, str | None]:
+    """(the arguments without flags, --cfg job given, the help text when --help/-h asked for it)."""
+    from pipeline.cli_help import ACTIONS, stage_help
+
+    words = [a for a in rest if not a.startswith("-") and "=" not in a]
+    out, show_cfg, i = [], False, 0
+    while i < len(rest):
+        a = rest[i]
+        if a in ("-h", "--help"):
+            action = words[0] if words and stage in ACTIONS else None
+            if action is not None and action not in ACTIONS[stage]:
+                raise UsageError(f"unknown {stage} action {action!r}; expected one of {', '.join(ACTIONS[stage])}")
+            return out, show_cfg, stage_help(stage, action)
+        if a in ("--cfg", "-c") and i + 1 < len(rest) and rest[i + 1] == "job" or a == "--cfg=job":
+            show_cfg, i = True, i + (1 if a == "--cfg=job" else 2)
+            continue
+        if a.startswith("-"):
+            raise UsageError(f"unknown flag {a!r}; see `atomforge {stage} --help`")
+        out.append(a)
+        i += 1
+    return out, show_cfg, None
+
+
+def _hydra_message(e: Exception) -> str | None:
+    """hydra's own error with its hints (the list of valid options), for a bad group entry or override."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(e, (HydraException, OmegaConfBaseException)):
+        return None
+    text = str(e) + (f"\n{str(e.__cause__).splitlines()[0]}" if e.__cause__ and str(e.__cause__).strip() else "")
+    lines = []
+    for line in (l.strip() for l in text.splitlines()):
+        if line.startswith("Config search path"):  # hydra's provider list: nothing a user can act on
+            break
+        if not line or line.startswith(("full_key", "object_type", "reference_type")):
+            continue
+        if lines and " " not in line and lines[-1].endswith((":", ",")):  # hydra lists options one per line
+            lines[-1] += f" {line},"
+        else:
+            lines.append(line)
+    return "\n  ".join(l.rstrip(",") for l in lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -186,8 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stage, rest = argv[0], argv[1:]
     if stage not in STAGES:
-        print(f"atomforge: error: unknown stage {stage!r}; expected one of {', '.join(STAGES)}", file=sys.stderr)
-        return 2
+        return _error(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+    try:
+        rest, show_cfg, help_text = _flags(stage, rest)
+    except UsageError as e:
+        return _error(str(e))
+    if help_text:
+        print(help_text)
+        return 0
     args = [a for a in rest if "=" not in a]
     overrides = [a for a in rest if "=" in a]
     overrides = [f"{stage}.{o}" if o.split("=", 1)[0] in STAGE_KEYS.get(stage, ()) else o for o in overrides]
@@ -205,18 +275,24 @@ def main(argv: list[str] | None = None) -> int:
         overrides = [d for d in DEMO_DEFAULTS if d.split("=", 1)[0] not in given] + overrides
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg = _plain(compose(overrides))
+        composed = compose(overrides)
+        if show_cfg:
+            from omegaconf import OmegaConf
+
+            print(OmegaConf.to_yaml(composed, resolve=False))
+            return 0
+        cfg = _plain(composed)
+        cfg["_overrides"] = overrides  # which values the user gave (a stage's defaults may depend on it)
         STAGES[stage](cfg, rest if stage == "sweep" else args)  # sweep jobs are relaunched with the same overrides
         return 0
-    except KeyboardInterrupt:
-        print("atomforge: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted) as e:
+        print(f"atomforge: interrupted{': ' + str(e) if str(e) else ''}", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the CLI's contract: one line, not a traceback wall
         if os.environ.get("ATOMFORGE_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"atomforge: error: {msg}", file=sys.stderr)
-        return 2
+        msg = _hydra_message(e) or (str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        return _error(msg)
 
 
 if __name__ == "__main__":

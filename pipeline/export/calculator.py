@@ -1,6 +1,8 @@
 """ASE calculator over an exported folder (or a Potential), and batched prediction for many structures."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
@@ -40,6 +42,10 @@ def predict(model, atoms_list, device: str = "cpu") -> list[dict]:
     return res
 
 
+class DirectForcesWarning(UserWarning):
+    """A direct-force model driven through relaxation or MD."""
+
+
 class AtomforgeCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
@@ -47,8 +53,15 @@ class AtomforgeCalculator(Calculator):
         super().__init__(**kw)
         self.model = model.to(device).eval()
         self.device = device
+        self._moves = 0  # calls where only positions changed: an optimizer or an integrator is stepping
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if "forces" in properties and set(system_changes) == {"positions"}:
+            self._moves += 1
+            if self._moves == 2 and self.model.cfg.force_mode == "direct":
+                warnings.warn("this model's forces come from a force head, not -dE/dx: relaxation and MD with it may not "
+                              "converge or conserve energy; use a conservative model (model.force_mode=conservative)",
+                              DirectForcesWarning, stacklevel=3)
         super().calculate(atoms, properties, system_changes)
         if "stress" in properties and "stress" not in self._outputs():
             raise NotImplementedError("this model was trained without a stress head")

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT = "config.json", "model.safetensors", "README.md", "inference_ckpt.pt"
-EXPORT_FILES = (CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT)
+EXPORT_FILES = (CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT, "eval")  # eval/: `atomforge eval` of the folder
 HUB_PREFIXES = ("hf://", "hub:")
 
 

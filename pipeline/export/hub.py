@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
         "element_references": refs,
         "energy_scale": rec.get("energy_scale") or card.get("force_rms") or 1.0,
         "units": UNITS,
-        "dataset": {k: card.get(k) for k in ("name", "content_hash", "counts", "units")},
+        "dataset": {**{k: card.get(k) for k in ("name", "content_hash", "counts", "units")}, "sources": _sources(train)},
         "training": {"steps": state["step"], "checkpoint": ck.name, "ema": ema, "world_size": rec.get("world_size"),
                      "zero_stage": train["deepspeed"]["stage"], "bf16": train["deepspeed"]["bf16"]},
         "metrics": metrics or _eval_metrics(run_dir),
@@ -92,16 +93,45 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
     (tmp / "README.md").write_text(model_card(config))
 
 
+def _sources(train: dict) -> list[dict]:
+    """The raw sources behind the training data (their types pick the card's licences and citations)."""
+    roots = [m["root"] for m in train.get("mix") or []] or [train["data_root"]]
+    out = []
+    for r in roots:
+        try:
+            out += [{"type": s.get("type"), "dataset": Path(r).name} for s in json.loads((Path(r) / "card.json").read_text())["sources"]]
+        except (OSError, ValueError, KeyError, TypeError):  # the data may not travel with the run
+            out.append({"type": "unknown", "dataset": Path(r).name})
+    return out
+
+
+def flat_metrics(report: dict) -> dict:
+    """Headline numbers of an `atomforge eval` report: all-atom errors and the rare-event ones."""
+    flat = {}
+    for group in ("all", "rare_events"):
+        vals = report.get(group) or {}
+        flat.update({(k if group == "all" or k.startswith("re_") else f"re_{k}"): v for k, v in vals.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return flat
+
+
 def _eval_metrics(run_dir: str) -> dict:
-    """Headline numbers of `atomforge eval` (rare-event metrics included) when the run has a report."""
-    for rep in sorted(Path(run_dir).glob("eval*/report.json")):
-        r = json.loads(rep.read_text())
-        flat = {}
-        for group, vals in r.items():
-            if isinstance(vals, dict) and group in ("all", "rare_event", "re"):
-                flat.update({f"{k}" if group == "all" else f"{group}_{k}": v for k, v in vals.items() if isinstance(v, (int, float))})
-        return flat
-    return {}
+    """The run's newest evaluation report, when it has one (export after eval)."""
+    reps = sorted(Path(run_dir).glob("eval*/report.json"), key=lambda p: p.stat().st_mtime)
+    return flat_metrics(json.loads(reps[-1].read_text())) if reps else {}
+
+
+def attach_metrics(folder: str | Path, report: dict, dataset: str) -> None:
+    """Eval after export: the folder's config.json and card get the numbers just measured (weights untouched)."""
+    d = Path(folder)
+    cfg = read_config(d)
+    cfg["metrics"] = flat_metrics(report)
+    cfg["metrics_dataset"] = {"name": dataset, "split": report.get("split")}
+    for name, text in ((CONFIG, json.dumps(cfg, indent=1)), ("README.md", model_card(cfg))):
+        tmp = inside(d, name).with_name(f".{name}.tmp-{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o644)
+        os.replace(tmp, d / name)
 
 
 def _round_trip(model, run_dir: str, step: int, ema: bool) -> dict | None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from pipeline.config_types import check_types
+
 
 @dataclass
 class ModelConfig:
@@ -16,6 +18,7 @@ class ModelConfig:
     tasks: list = field(default_factory=list)
 
     def __post_init__(self):
+        check_types(self, "model.")
         if self.force_mode not in ("direct", "conservative"):
             raise ValueError(f"force_mode must be 'direct' or 'conservative', got {self.force_mode!r}")
         if len(set(self.tasks)) != len(self.tasks):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from pipeline.sweep.spec import SweepSpec
@@ -14,10 +15,25 @@ def report_dir(spec: SweepSpec) -> Path:
     return Path(spec.report_dir) if spec.report_dir else Path(spec.out) / "fit"
 
 
+def committed_files(folder: Path) -> list[str]:
+    """Files under `folder` that git tracks: published results a rerun must not silently replace."""
+    if not folder.is_dir():
+        return []
+    try:
+        p = subprocess.run(["git", "ls-files", "--", "."], cwd=folder, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return p.stdout.split() if p.returncode == 0 else []
+
+
 def do_fit(spec: SweepSpec) -> dict:
     from pipeline.sweep.analyze import analyze
 
     out = report_dir(spec)
+    tracked = committed_files(out)
+    if tracked and not spec.overwrite:
+        raise ValueError(f"{out} holds committed results ({len(tracked)} tracked files, e.g. {tracked[0]}): pass "
+                         "sweep.overwrite=true to replace them, or sweep.report_dir=<another folder>")
     res = analyze(Path(spec.out) / "results.parquet", out, loss=spec.fit_loss, heldout=spec.heldout, n_boot=spec.bootstrap)
     law, ci = res["law"], res["ci95"]
     print(f"L(N, D) = {law['E']:.4g} + {law['A']:.4g}/N^{law['alpha']:.3f} + {law['B']:.4g}/D^{law['beta']:.3f}  "

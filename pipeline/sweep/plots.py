@@ -12,6 +12,31 @@ import numpy as np  # noqa: E402
 from pipeline.evaluate.plots import save_figure  # noqa: E402
 
 
+LABELS = {"final_val_force_mae": "validation force MAE (eV/Å)", "val_force_mae": "validation force MAE (eV/Å)",
+          "final_val_energy_mae_per_atom": "validation energy MAE (eV/atom)", "val_force_rmse": "validation force RMSE (eV/Å)",
+          "val_re_force_error": "validation RE force error (eV/Å)", "test_force_mae": "test force MAE (eV/Å)"}
+
+
+def label(col: str) -> str:
+    """A column name as an axis label with units."""
+    if col in LABELS:
+        return LABELS[col]
+    if col in ("params", "n_params", "N", "N_nonembed"):
+        return "N (parameters)"
+    if "atoms" in col:
+        return "D (atoms seen)"
+    if "struct" in col:
+        return "D (structures seen)"
+    return col.replace("_", " ")
+
+
+def _fit_and_forecast(ax, x, y, lo, hi, color, lab=None):
+    """The law drawn solid over the data it fits and dashed where it forecasts."""
+    inside = (x >= lo) & (x <= hi)
+    ax.plot(x[inside], y[inside], color=color, lw=1, label=lab)
+    ax.plot(x[x >= hi], y[x >= hi], color=color, lw=1, ls="--")
+
+
 def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> list[str]:
     N = np.array([r[n_col] for r in rows], float)
     D = np.array([r[d_col] for r in rows], float)
@@ -27,8 +52,10 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     for n, c in zip(sizes, colors):
         m = N == n
         ax.scatter(D[m], L[m], color=c, label=f"N={n:,.0f}")
-        ax.plot(dd, law(n, dd), color=c, lw=1)
-    ax.set(xscale="log", yscale="log", xlabel=f"D ({d_col})", ylabel=loss, title="loss vs data, fitted L(N, D)")
+        _fit_and_forecast(ax, dd, law(n, dd), D.min(), D.max(), c)
+    ax.plot([], [], "k--", lw=1, label="forecast (beyond the data)")
+    ax.set(xscale="log", yscale="log", xlabel=label(d_col), ylabel=label(loss), title="loss vs data, fitted L(N, D)",
+           ylim=(L.min() / 2, L.max() * 2))
     ax.legend(fontsize=8)
     paths.append(str(out / save_figure(fig, out / "loss_vs_D.png")))
 
@@ -36,11 +63,12 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     nn = np.geomspace(N.min() / 4, N.max() * 16, 200)
     for c_budget, col in zip(np.geomspace(C.min(), C.max() * 10, 5), plt.cm.plasma(np.linspace(0, 0.85, 5))):
         d = c_budget / (fl["c"] * nn ** fl["gamma"])
-        ax.plot(nn, law(nn, d), color=col, label=f"C={c_budget:.2g}")
+        _fit_and_forecast(ax, nn, law(nn, d), N.min(), N.max(), col, f"C={c_budget:.2g} FLOPs")
     sc = ax.scatter(N, L, c=np.log10(C), cmap="plasma", edgecolor="k", s=25)
     fig.colorbar(sc, ax=ax, label="log10 compute of run")
     ax.plot(co["N_opt"], co["L_opt"], "k--", lw=1, label="N*(C)")
-    ax.set(xscale="log", yscale="log", xlabel=f"N ({n_col})", ylabel=loss, title="iso-FLOP curves of the fitted law")
+    ax.set(xscale="log", yscale="log", xlabel=label(n_col), ylabel=label(loss), ylim=(L.min() / 3, L.max() * 3),
+           title="iso-FLOP curves of the fitted law (dashed: forecast)")
     ax.legend(fontsize=7)
     paths.append(str(out / save_figure(fig, out / "isoflop.png")))
 
@@ -49,7 +77,7 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     ax.plot(co["C"], co["D_opt"], "C1-", label="D*(C) (atoms)")
     ax.scatter(C, N, color="C0", s=12, alpha=0.6, label="runs: N")
     ax.scatter(C, D, color="C1", s=12, alpha=0.6, label="runs: D")
-    ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N, D",
+    ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N (parameters), D (atoms)",
            title=f"compute-optimal frontier: N*~C^{co['N_exponent']:.2f}, D*~C^{co['D_exponent']:.2f}")
     ax.legend(fontsize=8)
     paths.append(str(out / save_figure(fig, out / "frontier.png")))

@@ -39,6 +39,7 @@ class SweepSpec:
     world_size: int = 1
     fit_loss: str = "final_val_force_mae"  # a results.parquet column
     report_dir: str = ""  # fit.json, summary.md, plots; default <out>/fit
+    overwrite: bool = False  # a report_dir holding committed (git-tracked) results is replaced only when true
     heldout: int = 1  # how many of the largest-compute runs the held-out check leaves out
     bootstrap: int = 200
     evaluate_re: bool = True  # score RE force error on the val split after training (when the data has RE atoms)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from pipeline.config_types import check_types
 from pipeline.models.config import ModelConfig
 
 
@@ -15,6 +16,7 @@ class DeepSpeedConfig:
     extra: dict = field(default_factory=dict)  # merged last into the DeepSpeed JSON
 
     def __post_init__(self):
+        check_types(self, "deepspeed.")
         if self.stage not in (0, 1, 2, 3):
             raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, got {self.stage}")
         if self.offload_param and self.stage != 3:
@@ -82,6 +84,7 @@ class TrainConfig:
     final_predictions: int = 4  # val structures whose EMA-model predictions go to final_predictions.json (0: none)
 
     def __post_init__(self):
+        check_types(self, "train.", {k: k for k in ("run_dir", "data_root", "world_size", "seed")})
         check_supported(self)
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")

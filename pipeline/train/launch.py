@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from data_prep.lock import OutputLock
+from pipeline import runtime
 from pipeline.train.config import TrainConfig
 
 RUN_LOCK = ".train.lock"
@@ -36,9 +37,13 @@ def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
 
 
 def _start(tc: TrainConfig, cfg_path: Path, concurrent_runs: int) -> int:
+    runtime.prepare()  # before env is copied: the ranks build and find DeepSpeed's op in this environment's folder
+    cuda = _has_cuda()
+    runtime.check_world_size(tc.world_size, cuda, _gpus() if cuda else 0)
+    runtime.announce_build(tc.world_size, cuda)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // (tc.world_size * max(1, concurrent_runs)))))
-    if not _has_cuda():
+    if not cuda:
         env.setdefault("DS_ACCELERATOR", "cpu")
     from pipeline.train.node import run_node
 
@@ -51,3 +56,9 @@ def _has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()

@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from data_prep.lock import FolderLocked
+from pipeline import runtime
 from pipeline.train.lifeline import torchrun_preexec
 from pipeline.train.signals import EXIT_REQUEUE, PREEMPT_SIGNALS, preempted
 
@@ -70,11 +71,14 @@ def forwarding_signals():
 
 
 def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None) -> int:
+    runtime.prepare()  # DeepSpeed's op in this environment's folder, a stale build lock cleared (srun starts here too)
     env = dict(os.environ if env is None else env)
+    env.setdefault("TORCH_EXTENSIONS_DIR", os.environ["TORCH_EXTENSIONS_DIR"])
     check_slurm_layout(env)
-    env["TORCHELASTIC_SIGNALS_TO_HANDLE"] = "SIGINT,SIGHUP,SIGQUIT"  # SIGTERM is ours: forwarded, not fatal
     run_dir = Path(json.loads(Path(config_path).read_text())["run_dir"])
-    cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, "-m", "pipeline.train.worker", config_path]
+    # torchrun would turn SIGTERM/SIGINT into killing the ranks mid-step: they are ours (forwarded, checkpointed)
+    handle = [] if any(a.startswith("--signals") for a in torchrun_args) else ["--signals-to-handle", "SIGHUP,SIGQUIT"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", *handle, *torchrun_args, "-m", "pipeline.train.worker", config_path]
     proc = subprocess.Popen(cmd, env=env, preexec_fn=partial(torchrun_preexec, os.getpid()))
     with forwarding_signals():
         rc = proc.wait()
@@ -83,13 +87,23 @@ def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None
     return rc
 
 
+def _node_rank(torchrun_args: list[str]) -> str:
+    for i, a in enumerate(torchrun_args):
+        for flag in ("--node-rank", "--node_rank"):
+            if a == flag and i + 1 < len(torchrun_args):
+                return torchrun_args[i + 1]
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1]
+    return os.environ.get("SLURM_NODEID") or os.environ.get("PET_NODE_RANK") or "0"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         print("usage: python -m pipeline.train.node [torchrun args] <train_config.json>", file=sys.stderr)
         return 2
     try:
-        if os.environ.get("SLURM_NODEID", "0") != "0":  # one lock per run, held by the first node's launcher
+        if _node_rank(argv[:-1]) != "0":  # one lock per run, held by the first node's launcher
             return run_node(argv[:-1], argv[-1])
         from pipeline.train.launch import run_lock
 

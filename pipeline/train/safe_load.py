@@ -48,14 +48,12 @@ def weights_only(what: str | Path = "checkpoint"):
     try:
         with torch.serialization.safe_globals(_allowed()):
             yield
-    except pickle.UnpicklingError as e:
-        raise UnsafeFileError(f"refusing to load {what}: {_culprit(e)}") from None
-    except Exception as e:  # DeepSpeed wraps some load errors; find the unpickler's refusal underneath
+    except Exception as e:  # DeepSpeed wraps some load errors: find the unpickler's refusal underneath
         cause = e
-        while cause is not None and not isinstance(cause, pickle.UnpicklingError):
+        while cause is not None and not _refused(cause):
             cause = cause.__cause__ or cause.__context__
         if cause is None:
-            raise
+            raise  # a damaged file, not a hostile one: the caller may fall back to an older checkpoint
         raise UnsafeFileError(f"refusing to load {what}: {_culprit(cause)}") from None
     finally:
         if old is None:
@@ -64,11 +62,16 @@ def weights_only(what: str | Path = "checkpoint"):
             os.environ[_FORCE] = old
 
 
-def _culprit(e: Exception) -> str:
+def _refused(e: BaseException) -> bool:
+    """The weights-only unpickler turned down something the file asked to build or call (not mere garbage)."""
+    return isinstance(e, pickle.UnpicklingError) and any(w in str(e) for w in ("GLOBAL", "allowlisted", "Can only"))
+
+
+def _culprit(e: BaseException) -> str:
     """The one line of torch's long message that says what the file asked to call."""
     for line in str(e).splitlines():
         line = line.strip()
-        if "GLOBAL" in line or "Unsupported" in line:
+        if "GLOBAL" in line or "allowlisted" in line or "Can only" in line:
             return f"it holds pickled code, not only tensors ({line})"
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return f"it is not a plain tensor file ({first})"

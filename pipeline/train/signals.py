@@ -1,4 +1,5 @@
-"""Preemption: SIGUSR1/SIGTERM set a flag; ranks agree on it after each step, checkpoint, and exit for requeue.
+"""Preemption: SIGUSR1, SIGTERM (and Ctrl-C's SIGINT) set a flag; ranks agree on it after each step, checkpoint,
+and exit for requeue.
 
 The handler only records the signal: the step in flight finishes on every rank, then `agreed()` (one tiny
 all-reduce per step) makes all ranks stop after the same step, so the checkpoint is consistent.
@@ -13,14 +14,23 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-PREEMPT_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+PREEMPT_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)  # Ctrl-C stops as cleanly as a scheduler does
 EXIT_REQUEUE = 75  # EX_TEMPFAIL: "checkpoint written, run again to resume"
 MARKER = "PREEMPTED"
+_pending: list[int] = []
+
+
+def hold_early():
+    """A rank's first act: a signal that arrives while it starts (imports, rendezvous) waits for Preemption
+    instead of killing the rank with a traceback."""
+    if threading.current_thread() is threading.main_thread():
+        for s in PREEMPT_SIGNALS:
+            signal.signal(s, lambda signum, frame: _pending.append(signum))
 
 
 class Preemption:
     def __init__(self):
-        self.signum: int | None = None
+        self.signum: int | None = _pending[-1] if _pending else None
         if threading.current_thread() is threading.main_thread():
             for s in PREEMPT_SIGNALS:
                 signal.signal(s, self._handle)

@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from pipeline.train.config import TrainConfig
 from pipeline.train.lifeline import rank_dies_with_parent
+from pipeline.train.signals import hold_early
 
 
 def run(tc: TrainConfig) -> dict:
@@ -30,6 +31,7 @@ def run(tc: TrainConfig) -> dict:
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     rank_dies_with_parent()
+    hold_early()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if "SLURM_STEP_ID" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
         sys.exit("atomforge: error: ranks are started by torchrun (python -m pipeline.train.node), one srun task per node")
@@ -37,12 +39,14 @@ def main(argv=None):
         tc = TrainConfig.from_dict(json.load(f))
     from pipeline.train.checkpoint import CheckpointError
     from pipeline.train.guard import NonFiniteLoss
+    from pipeline.data.loader import CorruptInput
     from pipeline.train.safe_load import UnsafeFileError
 
     try:
         run(tc)
-    except (CheckpointError, NonFiniteLoss, UnsafeFileError) as e:  # expected failures: one clear line, not a traceback per rank
-        print(f"atomforge: error: {e}", file=sys.stderr, flush=True)
+    except (CheckpointError, NonFiniteLoss, UnsafeFileError, CorruptInput) as e:  # expected: one line, not a traceback per rank
+        lines = str(e).strip().splitlines()  # a DataLoader worker's error arrives wrapped in torch's own lines
+        print(f"atomforge: error: {lines[-1] if lines else type(e).__name__}", file=sys.stderr, flush=True)
         sys.exit(1)
 
 
