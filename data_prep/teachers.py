@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.metadata
+import importlib.util
 import json
 from dataclasses import dataclass
 from functools import lru_cache

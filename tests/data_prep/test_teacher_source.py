@@ -135,3 +135,12 @@ def test_tiny_config_builds_through_the_cli(tmp_path, capsys):
     card = __import__("json").loads((root / "card.json").read_text())
     assert sum(card["counts"].values()) + card["quarantined"] == 15
     assert card["sources"][0]["teacher"] == "sevennet:7net-0" and len(card["elements"]) >= 5
+
+
+@pytest.mark.slow
+def test_parallel_sevennet_build_equals_serial(tmp_path):
+    """Workers build their own SevenNet and label on one thread: the shards equal a serial build's, bit for bit."""
+    spec = [_spec("sevennet:7net-0", elements=["Si", "Ga", "N"], per_kind={"bulk": 2, "rattle": 2, "md": 2})]
+    a = build_dataset(tmp_path / "serial", spec, workers=1)
+    b = build_dataset(tmp_path / "parallel", spec, workers=2)
+    assert _files(a) == _files(b)
