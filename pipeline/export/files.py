@@ -8,11 +8,12 @@ export stays in place until the new one is complete.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+from data_prep.integrity import file_sha256
 
 CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT = "config.json", "model.safetensors", "README.md", "inference_ckpt.pt"
 EXPORT_FILES = (CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT, "eval")  # eval/: `atomforge eval` of the folder
@@ -23,12 +24,7 @@ class UnsafeFolderError(ValueError):
     pass
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = file_sha256
 
 
 def _allowed_root(folder: Path) -> Path:
