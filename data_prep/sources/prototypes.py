@@ -12,7 +12,7 @@ from ase.build import bulk
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.spacegroup import crystal
 
-# Elements of the default corpus (56): alkali and alkaline-earth, transition and post-transition metals,
+# Elements of the default corpus (59): alkali and alkaline-earth, transition and post-transition metals,
 # metalloids and the common anions.
 DEFAULT_ELEMENTS = (
     "Li Be Na Mg Al Si K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge Rb Sr Y Zr Nb Mo Ru Rh Pd Ag Cd In Sn Sb Cs Ba "
