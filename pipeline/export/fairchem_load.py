@@ -55,18 +55,27 @@ def verified_checkpoint(folder: str | Path) -> Path:
     return path
 
 
-def fairchem_calculator(folder: str | Path, device: str = "cpu", task_name: str | None = None,
-                        inference_settings: str | None = None):
-    """A FAIRChemCalculator on the folder's weights; fairchem's "default" settings on GPU, "traineval" on CPU
-    (the default compiles the model, which on CPU takes minutes before the first step)."""
-    from fairchem.core.calculate.ase_calculator import FAIRChemCalculator
-    from fairchem.core.units.mlip_unit import load_predict_unit
+def fairchem_task(folder: str | Path) -> str:
+    """The fairchem task (dataset) name the folder's checkpoint answers to."""
+    return (read_config(resolve(folder)).get("fairchem_checkpoint") or {}).get("task_name", "omat")
 
-    path = verified_checkpoint(folder)
-    task = task_name or (read_config(resolve(folder)).get("fairchem_checkpoint") or {}).get("task_name", "omat")
+
+def fairchem_predict_unit(folder: str | Path, device: str = "cpu", inference_settings: str | None = None):
+    """fairchem's predict unit on the folder's verified checkpoint; fairchem's "default" settings on GPU,
+    "traineval" on CPU (the default compiles the model, which on CPU takes minutes before the first step)."""
+    from fairchem.core.units.mlip_unit import load_predict_unit
     from fairchem.core.units.mlip_unit.api.inference import MLIPInferenceCheckpoint
 
+    path = verified_checkpoint(folder)
     with weights_only(path), torch.serialization.safe_globals([MLIPInferenceCheckpoint]):
-        unit = load_predict_unit(str(path), device=device,
+        return load_predict_unit(str(path), device=device,
                                  inference_settings=inference_settings or ("traineval" if device == "cpu" else "default"))
-    return FAIRChemCalculator(unit, task_name=task)
+
+
+def fairchem_calculator(folder: str | Path, device: str = "cpu", task_name: str | None = None,
+                        inference_settings: str | None = None):
+    """A FAIRChemCalculator on the folder's weights (settings as in fairchem_predict_unit)."""
+    from fairchem.core.calculate.ase_calculator import FAIRChemCalculator
+
+    unit = fairchem_predict_unit(folder, device, inference_settings)
+    return FAIRChemCalculator(unit, task_name=task_name or fairchem_task(folder))
