@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from data_prep.finalize import finalize
 from data_prep.fingerprint import META_KEY, drop_stale, fingerprint, remove_task_outputs, stored_fingerprint
+from data_prep.integrity import sample_digest
 from data_prep.lock import OutputLock
 from data_prep.neighbors import neighbour_stats
 from data_prep.sample_codec import encode
@@ -79,6 +80,7 @@ def _row(s, key, split, shard, idx, reason, cutoff) -> dict:
         "n_re": n_re,
         "avg_neighbors": _avg_neighbors(s, cutoff) if reason is None else 0.0,
         "hash": s.structure_hash() if reason is None else "",
+        "digest": "",  # set once the sample is encoded (only shard rows have stored bytes)
         "flags": ([reason] if reason is not None else []) + (["rare_event"] if n_re else []),
         "reason": reason,
     }
@@ -95,8 +97,8 @@ def _error_row(source: str, where: str, reason: str) -> dict:
     return {"key": f"{src}-{digest}", "shard": "", "index": -1, "n_atoms": 0, "formula": "", "elements": [], "z": [],
             "counts": [], "source": source, "group": "", "split": "", "energy": float("nan"),
             "energy_per_atom": float("nan"), "max_force": float("nan"), "f_sq_sum": 0.0, "n_force_comp": 0,
-            "has_stress": False, "n_re": 0, "avg_neighbors": 0.0, "hash": "", "flags": [reason.split(":")[0]],
-            "reason": reason}
+            "has_stress": False, "n_re": 0, "avg_neighbors": 0.0, "hash": "", "digest": "",
+            "flags": [reason.split(":")[0]], "reason": reason}
 
 
 def _one_line(e: BaseException) -> str:
@@ -153,6 +155,7 @@ def _run_task(args) -> str:
                 shard = f"{split}-{tid:06d}.tar"
                 row = _row(s, key, split, shard, counters[split], None, cutoff)
                 sample = encode(s, key, split)
+                row["digest"] = sample_digest(sample)
             except Exception as e:  # noqa: BLE001 - a record the checks themselves choke on is quarantined
                 rows.append(_error_row(src.name, f"{tid}:{i}", f"invalid: {_where(s, task, i)}: {_one_line(e)}"))
                 continue

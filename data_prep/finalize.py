@@ -24,7 +24,7 @@ from data_prep.card import TrainStats, residual_per_atom
 from data_prep.external import duplicates, median
 from data_prep.fingerprint import SHARD_RE
 from data_prep.robust_refs import RobustReferences
-from data_prep.integrity import shard_hashes
+from data_prep.integrity import shard_digests, shard_hashes
 from data_prep.schema import MANIFEST_SCHEMA, UNITS
 from data_prep.split import SPLITS
 
@@ -114,7 +114,7 @@ def finalize(cfg, n_tasks: int) -> dict:
     man_tmp, qua_tmp = out / f"manifest.parquet.{os.getpid()}.tmp", out / f"quarantine.parquet.{os.getpid()}.tmp"
     with RowGroups(man_tmp) as man, RowGroups(qua_tmp) as qua:
         for i in range(n_tasks):
-            t = parts.read(i)
+            t = _with_digests(parts.read(i), out)
             kept, dup, outl = split_rows(i, t)
             man.write(kept)
             final.add_residuals(_train(kept), refs)
@@ -184,6 +184,19 @@ class RowGroups:
     def __exit__(self, *exc):
         self.flush()
         self.writer.close()
+
+
+def _with_digests(t: pa.Table, out: Path) -> pa.Table:
+    """A part written before per-sample digests gets them from its shards (the same bytes the card hashes), so
+    a resumed build does not redo its tasks."""
+    if "digest" in t.column_names:
+        return t
+    found: dict[str, str] = {}
+    shards = t.column("shard").to_pylist()
+    for shard in sorted(set(shards) - {""}):
+        found.update(shard_digests(out / "shards" / shard))
+    col = pa.array([found.get(k, "") if sh else "" for k, sh in zip(t.column("key").to_pylist(), shards)], pa.string())
+    return t.append_column("digest", col).select(MANIFEST_SCHEMA.names)
 
 
 def _train(t: pa.Table) -> pa.Table:

@@ -3,6 +3,9 @@
 The sha256 is computed over the bytes the tar reader pulls anyway, so a checked read costs one hash pass and no
 second read of the file. Samples of a shard are only trusted once its whole file has been hashed: readers hold
 them until `ShardReader` has finished (the loader already does, batches wait for their shards).
+
+Each sample also has its own sha256 (`digest` in the manifest, over its npz bytes then its json bytes): where a
+shard fails its sha256, or the card records none, the samples whose digests match are still trusted.
 """
 from __future__ import annotations
 
@@ -51,8 +54,26 @@ def recorded_hashes(root) -> dict[str, str] | None:
     if hashes is None and str(root) not in _warned:
         _warned.add(str(root))
         log.warning("%s: card.json records no shard_sha256 (built before shards were hashed): its shards are read "
-                    "with per-member CRC checks only; rebuild the dataset to verify whole shards", root)
+                    "without a whole-shard check (per-member CRCs, and per-sample digests where its manifest has "
+                    "them); rebuild the dataset to verify whole shards", root)
     return hashes
+
+
+MEMBERS = ("npz", "json")  # a sample's stored members (data_prep.sample_codec.encode), in digest order
+
+
+def sample_digest(sample: dict) -> str:
+    """sha256 of a sample's stored bytes (npz, then json), as `sample_codec.encode` made them; a missing member
+    hashes as empty, so it never matches."""
+    h = hashlib.sha256()
+    for m in MEMBERS:
+        h.update(sample.get(m, b""))
+    return h.hexdigest()
+
+
+def shard_digests(path) -> dict[str, str]:
+    """{key: digest} of every sample in a shard (for manifests written before per-sample digests)."""
+    return {s["__key__"]: sample_digest(s) for s in ShardReader(path)}
 
 
 class _Hashing:
@@ -86,11 +107,30 @@ class ShardReader:
         self._fh = None
 
     def __iter__(self):
+        self._error = None
         with open(self.path, "rb") as raw:
             self._fh = _Hashing(raw, self.path, bool(self.expected))
-            yield from group_by_keys(tar_file_expander([{"url": str(self.path), "stream": self._fh}]))
+            for sample in group_by_keys(self._members()):
+                if self._error is not None and not all(m in sample for m in MEMBERS):
+                    break  # cut inside it: the read error's to report, not a damaged sample's
+                yield sample
+            if self._error is not None:
+                raise self._error
             if self.expected:
                 self._digest = self._fh.rest()
+
+    def _members(self):
+        """The tar's members; a read error ends them, so the sample read before it is still yielded (if it has
+        all its members; whether they are whole, its checks tell) before the error is raised."""
+        try:
+            yield from tar_file_expander([{"url": str(self.path), "stream": self._fh}])
+        except Exception as e:  # noqa: BLE001 - re-raised by __iter__ once the pending sample is out
+            self._error = e
+
+    @property
+    def digest(self) -> str | None:
+        """The file's sha256 once it has been read through (when hashed)."""
+        return getattr(self, "_digest", None)
 
     def verify(self):
         if not self.expected:

@@ -27,6 +27,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("n_re", pa.int64()),
         ("avg_neighbors", pa.float64()),
         ("hash", pa.string()),
+        ("digest", pa.string()),  # sha256 of the sample's stored bytes (npz then json); "" for quarantine rows
         ("flags", pa.list_(pa.string())),
         ("reason", pa.string()),
     ]

@@ -6,8 +6,10 @@ Each worker reads a shard once per visit, in the order its batches need them, an
 still waiting for their batch (bounded by the plan's window).
 
 Checks on read: every npz member's CRC-32 (sample_codec.read_npz), and on a shard's first read in an epoch its
-sha256 against the card's `shard_sha256`, hashed as it streams in. A shard that fails its sha256 is not trusted
-at all: none of its samples is delivered (its json members carry no checksum of their own).
+sha256 against the card's `shard_sha256`, hashed as it streams in, and on that same read each wanted sample's
+sha256 against the manifest's `digest`. A shard that fails its sha256 (or has none recorded) still delivers every
+sample whose digest matches; only the others are skipped. In a dataset built before per-sample digests a shard
+that fails its sha256 is not trusted at all (its json members carry no checksum of their own).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from data_prep.integrity import ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes
+from data_prep.integrity import ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes, sample_digest
 from data_prep.sample_codec import decode
 from pipeline.data.convert import structures_to_batch
 from pipeline.data.plan import epoch_plan, load_index, mixed_plan
@@ -80,7 +82,8 @@ class ShardBatches(IterableDataset):
             self.plan = epoch_plan(indices[0], rank, world, epoch, cfg.seed, cfg.max_atoms, cfg.window, cfg.shuffle)
         self.hashes = [recorded_hashes(r) for r in self.roots]
         self._verified: set = set()  # shard files whose sha256 matched in this epoch: later visits skip the hash
-        self._bad: set = set()  # shard files that failed: later visits count their samples without reading
+        self._bad: dict = {}  # shards that failed -> whether later visits may read them again (checking digests)
+        self._moved: dict = {}  # shards found holding another shard's bytes -> the shard file holding theirs
         self._skipped = mp.Value("q", 0)  # shared with DataLoader worker processes, so the trainer sees their count
 
     @property
@@ -98,10 +101,10 @@ class ShardBatches(IterableDataset):
         mine = [b for b in range(self.start, len(self.plan)) if (b - self.start) % nw == wid]
         if not mine:
             return
-        need: dict[tuple, set] = {}  # (dataset, shard, visit) -> keys this worker needs from that read
+        need: dict[tuple, dict] = {}  # (dataset, shard, visit) -> {key: digest} this worker needs from that read
         for b in mine:
             for s in self.plan[b]:
-                need.setdefault((s.dataset, s.shard, s.visit), set()).add(s.key)
+                need.setdefault((s.dataset, s.shard, s.visit), {})[s.key] = s.digest
         reads = list(dict.fromkeys((s.dataset, s.shard, s.visit) for b in mine for s in self.plan[b]))
         pos = {r: i for i, r in enumerate(reads)}
         ready_after = [max(pos[(s.dataset, s.shard, s.visit)] for s in self.plan[b]) for b in mine]
@@ -110,7 +113,7 @@ class ShardBatches(IterableDataset):
         for i, (d, shard, visit) in enumerate(reads):
             wanted = need[(d, shard, visit)]
             got = self._read_shard(self.roots[d] / "shards" / shard, wanted, cache, d, visit)
-            missing = wanted - got
+            missing = set(wanted) - got
             if missing:
                 self._fail(f"shard {self.roots[d].name}/shards/{shard} lacks {len(missing)} planned sample(s), "
                            f"e.g. key {sorted(missing)[0]}", len(missing))
@@ -120,23 +123,34 @@ class ShardBatches(IterableDataset):
                 if batch is not None:
                     yield batch
 
-    def _read_shard(self, path: Path, wanted: set, cache: dict, d: int, visit: int) -> set:
-        """Decode the wanted samples of one shard read into `cache`; returns the keys handled (got or counted)."""
-        shard_id = str(path)  # one check per file, also where a mix lists a dataset twice
-        if shard_id in self._bad:
+    def _read_shard(self, path: Path, wanted: dict, cache: dict, d: int, visit: int, name: str | None = None) -> set:
+        """Decode the wanted samples ({key: recorded digest}) of one shard read into `cache`; returns the keys
+        handled (got or counted). `name`: the shard whose bytes are expected there (path's own, unless swapped)."""
+        name = name or path.name
+        shard_id = (str(path), name)  # one check per file, also where a mix lists a dataset twice
+        if shard_id in self._moved:
+            return self._read_shard(path.parent / self._moved[shard_id], wanted, cache, d, visit, name)
+        digests = all(wanted.values())  # each sample can be trusted on its own, whatever the shard's sha256 says
+        if shard_id in self._bad and not (digests and self._bad[shard_id]):
             self._fail(f"shard {path} failed its checks earlier this epoch; {len(wanted)} planned sample(s) skipped, "
                        f"first key {min(wanted)}", len(wanted))
-            return wanted
-        got, bad, last, expected = [], [], None, None
+            return set(wanted)
+        check = digests and shard_id not in self._verified  # ~2% of a read: cheaper than a second pass on failure
+        got, bad, last, expected, reader = [], [], None, None, None
         try:
-            expected = None if shard_id in self._verified else expected_hash(self.hashes[d], path)
+            if shard_id not in self._verified and shard_id not in self._bad:
+                expected = expected_hash(self.hashes[d], path.parent / name)
             reader = ShardReader(path, expected)
             for sample in reader:
                 last = sample["__key__"]
                 if last in wanted:
                     sample["__url__"] = str(path)
-                    try:
+                    try:  # decoded first: a CRC failure names the member
                         cache[(d, visit, last)] = decode(sample)
+                        if check and sample_digest(sample) != wanted[last]:
+                            del cache[(d, visit, last)]
+                            raise ValueError(f"sample {last} in {path} does not match its recorded sha256 digest: "
+                                             f"its bytes changed since the build")
                         got.append(last)
                     except ValueError as e:  # names key, shard and the failing member
                         if self.cfg.on_error == "raise":
@@ -146,26 +160,41 @@ class ShardBatches(IterableDataset):
         except CorruptInput:
             raise
         except Exception as e:
-            if expected is None and not isinstance(e, ShardHashMismatch):  # not hashed on this read: keep what came before
-                lost = sorted(wanted - set(got) - {k for k, _ in bad})
+            sha = isinstance(e, ShardHashMismatch)
+            if reader is not None and (check or (expected is None and not sha)):  # got: trusted by digest or CRC
                 for _, msg in bad:
                     self._fail(msg, 1)
-                self._fail(f"shard {path} is unreadable after key {last}: {reason(e)}; {len(lost)} planned sample(s) "
-                           f"lost, first key {lost[0] if lost else None}", len(lost))
-                return wanted
-            for k in got:  # unverified bytes: nothing from this shard is delivered
+                lost = sorted(set(wanted) - set(got) - {k for k, _ in bad})
+                if sha:
+                    self._bad[shard_id] = True  # later visits read it again, checking digests, without hashing
+                    other = self._holder(d, reader, name) if not got and not bad and name == path.name else None
+                    self._fail(f"{reason(e)}; {len(got)} of its {len(wanted)} planned sample(s) match their digests"
+                               + (f"; it holds the bytes of shard {other}" if other else ""), 0 if other else len(lost))
+                    if other:  # swapped or copied over: read this shard's samples where its bytes are
+                        self._moved[shard_id] = other
+                        return self._read_shard(path.parent / other, wanted, cache, d, visit, name)
+                else:
+                    self._fail(f"shard {path} is unreadable after key {last}: {reason(e)}; {len(lost)} planned "
+                               f"sample(s) lost, first key {lost[0] if lost else None}", len(lost))
+                return set(wanted)
+            for k in got:  # unverified bytes and no digests (built before them): nothing from this shard is delivered
                 cache.pop((d, visit, k), None)
-            self._bad.add(shard_id)
-            what = reason(e) if isinstance(e, ShardHashMismatch) else f"shard {path} is unreadable after key {last}: {reason(e)}"
+            self._bad[shard_id] = False
+            what = reason(e) if sha else f"shard {path} is unreadable after key {last}: {reason(e)}"
             also = f"; first damaged sample: {bad[0][1]}" if bad else ""
             self._fail(f"{what}{also}; all {len(wanted)} planned sample(s) of this shard skipped, first key {min(wanted)}",
                        len(wanted))
-            return wanted
+            return set(wanted)
         if expected:
             self._verified.add(shard_id)
         for _, msg in bad:  # the shard matched (or has no recorded hash): only these samples are damaged
             self._fail(msg, 1)
         return set(got) | {k for k, _ in bad}
+
+    def _holder(self, d: int, reader, name: str) -> str | None:
+        """The other shard whose recorded sha256 this file's bytes have, if any."""
+        got = reader.digest if reader is not None else None
+        return next((n for n, h in (self.hashes[d] or {}).items() if h == got and n != name), None)
 
     def _make_batch(self, samples, cache):
         structures, tasks = [], []
@@ -184,7 +213,10 @@ class ShardBatches(IterableDataset):
     def _fail(self, msg: str, n: int):
         if self.cfg.on_error == "raise":
             raise CorruptInput(f"corrupt input: {msg} (set on_error=skip to drop and count such samples)")
-        log.warning("skipping %d corrupt sample(s): %s", n, msg)
+        if n:
+            log.warning("skipping %d corrupt sample(s): %s", n, msg)
+        else:
+            log.warning("corrupt input, no sample lost: %s", msg)
 
 
 def make_loader(cfg: LoaderConfig, rank: int = 0, world: int = 1, epoch: int = 0, start: int = 0) -> DataLoader:

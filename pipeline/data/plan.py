@@ -11,7 +11,7 @@ is cut short. The plan depends only on (manifests, seed, epoch), so a position i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -26,11 +26,14 @@ class Sample:
     n_atoms: int
     dataset: int = 0  # position of the dataset in the mix
     visit: int = 0  # pass over that dataset within the epoch
+    digest: str = ""  # sha256 of its stored bytes; "" in a dataset built before per-sample digests
 
 
 def load_index(manifest_path: str, split: str, dataset: int = 0, flag: str | None = None) -> dict[str, list[Sample]]:
     """Samples of one split (only those carrying manifest flag `flag` if given), grouped by shard in on-disk order."""
-    t = pq.read_table(manifest_path, columns=["key", "shard", "index", "n_atoms", "split", "flags"])
+    has_digest = "digest" in pq.read_schema(manifest_path).names
+    columns = ["key", "shard", "index", "n_atoms", "split", "flags"] + (["digest"] if has_digest else [])
+    t = pq.read_table(manifest_path, columns=columns)
     t = t.filter(pc.equal(t.column("split"), split))
     if flag is not None:
         t = t.filter(pa.array([flag in (f or ()) for f in t.column("flags").to_pylist()], type=pa.bool_()))
@@ -38,8 +41,10 @@ def load_index(manifest_path: str, split: str, dataset: int = 0, flag: str | Non
         raise ValueError(f"split {split!r} of {manifest_path} has no samples{f' flagged {flag!r}' if flag else ''}")
     t = t.sort_by([("shard", "ascending"), ("index", "ascending")])
     out: dict[str, list[Sample]] = {}
-    for key, shard, n in zip(t.column("key").to_pylist(), t.column("shard").to_pylist(), t.column("n_atoms").to_pylist()):
-        out.setdefault(shard, []).append(Sample(shard, key, int(n), dataset))
+    digests = t.column("digest").to_pylist() if has_digest else [""] * t.num_rows
+    for key, shard, n, dg in zip(t.column("key").to_pylist(), t.column("shard").to_pylist(),
+                                 t.column("n_atoms").to_pylist(), digests):
+        out.setdefault(shard, []).append(Sample(shard, key, int(n), dataset, digest=dg or ""))
     return out
 
 
@@ -116,7 +121,7 @@ def _mixed_rank_batches(indices, shares, total, rank, world, epoch, seed, max_at
         quota = int(round(want_frac * mine))
         while taken < quota:
             for w in rank_windows(index, rank, world, [seed, epoch, d, visit], window, shuffle):
-                w = [Sample(s.shard, s.key, s.n_atoms, d, visit) for s in w[: quota - taken]]
+                w = [replace(s, dataset=d, visit=visit) for s in w[: quota - taken]]
                 if w:
                     wins.append(w)
                     taken += len(w)

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from pathlib import Path
 
-from data_prep.integrity import CorruptShard, ShardReader, expected_hash, reason, recorded_hashes
+from data_prep.integrity import (CorruptShard, ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes,
+                                 sample_digest)
 from data_prep.sample_codec import decode
 from pipeline.data.convert import structures_to_batch
 from pipeline.data.plan import load_index
@@ -17,32 +18,42 @@ def read_split(root: str, split: str):
     """Yield the split's Structures shard by shard (evaluation reads everything once, unshuffled).
 
     A shard's structures are yielded only once the whole shard has passed its checks (npz CRCs, its sha256
-    against the card): an evaluation never scores part of a damaged shard. Any damage is a one-line CorruptShard
-    (a ValueError) naming the shard, and the sample where one is to blame."""
+    against the card, each sample's sha256 against the manifest's digest): an evaluation never scores part of a
+    damaged shard. A shard failing its sha256 whose samples all match their digests is read (the damage is
+    outside them); in a dataset built before digests it is refused. Any damage is a one-line CorruptShard (a
+    ValueError) naming the shard, and the sample where one is to blame."""
     root = Path(root)
     index = load_index(str(root / "manifest.parquet"), split)
     hashes = recorded_hashes(root)
     for shard, samples in index.items():
         path = root / "shards" / shard
-        keys, got, last = {s.key for s in samples}, {}, None
+        want, got, last = {s.key: s.digest for s in samples}, {}, None
+        digests = all(want.values())
         try:
             reader = ShardReader(path, expected_hash(hashes, path))
             for raw in reader:
                 last = raw["__key__"]
-                if last in keys:
+                if last in want:
                     raw["__url__"] = str(path)
                     try:
                         got[last] = decode(raw)
                     except ValueError as e:  # names key, shard and the failing member
                         raise CorruptShard(str(e)) from None
-            reader.verify()
+                    if digests and sample_digest(raw) != want[last]:
+                        raise CorruptShard(f"sample {last} in {path} does not match its recorded sha256 digest: its "
+                                           f"bytes changed since the build")
+            try:
+                reader.verify()
+            except ShardHashMismatch:
+                if not digests or len(got) < len(want):
+                    raise
         except CorruptShard:
             raise
         except Exception as e:  # truncated tar, bad header
             raise CorruptShard(f"shard {path} is unreadable after key {last}: {reason(e)}") from None
-        if len(got) < len(keys):
-            raise CorruptShard(f"shard {path} lacks {len(keys) - len(got)} sample(s) of the manifest, e.g. key "
-                               f"{sorted(keys - set(got))[0]}")
+        if len(got) < len(want):
+            raise CorruptShard(f"shard {path} lacks {len(want) - len(got)} sample(s) of the manifest, e.g. key "
+                               f"{sorted(set(want) - set(got))[0]}")
         yield from got.values()
 
 

@@ -1,6 +1,7 @@
 """Ways a built shard goes bad after the build, applied to a copy of a dataset: a flipped value inside a sample's
 npz (its CRC no longer matches), the same change written consistently (CRC recomputed), an edited json member,
-a truncated file, two shards swapped."""
+a truncated file, two shards swapped; and the manifest and card of datasets built before per-sample digests or
+shard hashes."""
 from __future__ import annotations
 
 import hashlib
@@ -91,9 +92,14 @@ def edit_energy(shard: Path, key: str | None = None) -> str:
     return key
 
 
-def truncate(shard: Path) -> None:
+def truncate(shard: Path) -> set:
+    """Cut the file inside a 512-byte block (a cut on a block edge reads as a short tar); returns the keys of the
+    samples the cut damaged or removed (any member ending past it)."""
     data = shard.read_bytes()
-    shard.write_bytes(data[: len(data) // 2 - 7])  # inside a 512-byte block: a cut on a block edge reads as a short tar
+    cut = len(data) // 2 - 7
+    shard.write_bytes(data[:cut])
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        return {m.name.split(".")[0] for m in t.getmembers() if m.offset_data + m.size > cut}
 
 
 def swap(a: Path, b: Path) -> None:
@@ -107,3 +113,11 @@ def drop_shard_hashes(root: Path) -> None:
     card = json.loads((root / "card.json").read_text())
     del card["shard_sha256"]
     (root / "card.json").write_text(json.dumps(card))
+
+
+def drop_digests(root: Path) -> None:
+    """The manifest of a dataset built before per-sample digests."""
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(root / "manifest.parquet")
+    pq.write_table(t.drop_columns(["digest"]), root / "manifest.parquet")

@@ -1,5 +1,6 @@
 """Shards damaged after the build: training and evaluation either stop with one line naming the shard and the
-key, or (on_error=skip) drop and count what they cannot trust and deliver everything else. Never a wrong value."""
+key, or (on_error=skip) drop and count the damaged samples and deliver every other one (each is checked against
+its own recorded digest). Never a wrong value."""
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from data_prep.integrity import CorruptShard
 from data_prep.sample_codec import decode
 from pipeline.data.loader import CorruptInput, LoaderConfig, ShardBatches
 from pipeline.evaluate.standard import read_split
-from shard_damage import (BAD_FORCE, copy_dataset, drop_shard_hashes, edit_energy, flip_force, rewrite_force_consistently,
-                          sha, swap, train_shards, truncate)
+from shard_damage import (BAD_FORCE, copy_dataset, drop_digests, drop_shard_hashes, edit_energy, flip_force,
+                          rewrite_force_consistently, sha, swap, train_shards, truncate)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,15 +46,16 @@ def one_line(msg: str, *words: str) -> bool:
     return "\n" not in msg and all(w in msg for w in words)
 
 
-def check_skip(cfg: LoaderConfig, lost_shard: str | None, bad_key: str, tally) -> bool:
-    """on_error=skip: the damaged key never arrives, exactly the untrusted samples are counted, all others arrive."""
+def check_skip(cfg: LoaderConfig, damaged: set, tally) -> bool:
+    """on_error=skip: the damaged samples never arrive and are counted, every other planned sample arrives once."""
     cfg.on_error = "skip"
     ds = ShardBatches(cfg)
     keys, forces = delivered(ds)
-    dropped = planned(ds, lost_shard) if lost_shard else {bad_key}
-    ok = (ds.skipped == len(dropped) and bad_key not in keys and sorted(keys) == sorted(planned(ds) - dropped)
+    damaged = damaged & planned(ds)
+    good = planned(ds) - damaged
+    ok = (ds.skipped == len(damaged) > 0 and sorted(keys) == sorted(good)
           and not any(np.isclose(f, BAD_FORCE).any() for f in forces))
-    tally.lost(len(dropped) - 1)  # good samples that shared the damaged shard
+    tally.lost(len(good - set(keys)))  # good samples that did not make it through
     return ok
 
 
@@ -67,8 +69,8 @@ def test_flipped_force_in_npz_names_shard_key_and_member_or_is_skipped(emt_datas
     cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
     msg = raised(cfg)
     ok = one_line(msg, shard.name, key, "forces.npy", "CRC-32")
-    # skip: the shard fails its sha256 too, so none of it is trusted; the other shards arrive whole
-    ok &= check_skip(cfg, shard.name, key, tally)
+    # skip: the shard fails its sha256 too; its other samples match their own digests and arrive
+    ok &= check_skip(cfg, {key}, tally)
     assert ok, msg
     assert sha(shard) == before  # reading never repairs or rewrites the user's file
     tally.handled()
@@ -83,27 +85,65 @@ def test_flipped_force_without_shard_hashes_drops_only_that_sample(emt_dataset, 
     cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
     msg = raised(cfg)
     with caplog.at_level(logging.WARNING):
-        ok = check_skip(cfg, None, key, tally)
+        ok = check_skip(cfg, {key}, tally)
         ShardBatches(cfg)  # a second epoch: no second warning
     warned = [r for r in caplog.records if "records no shard_sha256" in r.getMessage()]
     assert one_line(msg, key, "CRC-32") and ok and len(warned) == 1, (msg, len(warned))
     tally.handled()
 
 
+@pytest.mark.parametrize("damage", [flip_force, edit_energy], ids=["npz-flip", "json-edited"])
+def test_dataset_without_digests_drops_a_shard_that_fails_its_sha256(emt_dataset, tmp_path, damage):
+    """A manifest written before per-sample digests: nothing vouches for the shard's other samples, so (as before
+    digests) none of them is delivered; the other shards arrive whole, and evaluation refuses the shard."""
+    root = copy_dataset(emt_dataset, tmp_path / "nodigest")
+    drop_digests(root)
+    shard = train_shards(root)[0]
+    key = damage(shard)
+    cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
+    msg = raised(cfg)
+    cfg.on_error = "skip"
+    ds = ShardBatches(cfg)
+    keys, forces = delivered(ds)
+    lost = planned(ds, shard.name)
+    assert one_line(msg, shard.name, *(["sha256"] if damage is edit_energy else [key, "CRC-32"])), msg
+    assert ds.skipped == len(lost) > 1 and sorted(keys) == sorted(planned(ds) - lost)
+    test = sorted((root / "shards").glob("test-*.tar"))[0]
+    damage(test)
+    with pytest.raises(CorruptShard, match=rf"{test.name}.*(sha256|CRC-32)"):
+        list(read_split(str(root), "test"))
+
+
+def test_evaluation_reads_a_shard_whose_samples_all_match_their_digests(emt_dataset, tmp_path):
+    """Bytes appended to a test shard: its sha256 fails, but no sample is damaged, so every sample is scored."""
+    root = copy_dataset(emt_dataset, tmp_path / "appended")
+    shard = sorted((root / "shards").glob("test-*.tar"))[0]
+    with open(shard, "ab") as f:
+        f.write(b"\0" * 1024)
+    keys = [s.info["key"] for s in read_split(str(root), "test")]
+    assert sorted(keys) == sorted(r["key"] for r in _manifest(root) if r["shard"].startswith("test-"))
+    drop_digests(root)
+    with pytest.raises(CorruptShard, match=rf"{shard.name} fails its sha256"):
+        list(read_split(str(root), "test"))
+
+
 @pytest.mark.parametrize("damage", [rewrite_force_consistently, edit_energy], ids=["npz-crc-recomputed", "json-edited"])
-def test_consistent_rewrite_is_caught_by_the_shard_sha256(emt_dataset, tmp_path, tally, damage):
+def test_consistent_rewrite_is_caught_by_the_sha256s(emt_dataset, tmp_path, tally, damage):
     tally.tried()
     root = copy_dataset(emt_dataset, tmp_path / damage.__name__)
     shard = train_shards(root)[0]
     key = damage(shard)
     cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
-    # the per-sample checks alone would deliver it: this damage is only visible to the shard's sha256
+    # the CRCs alone would deliver it: this damage is only visible to a sha256 (the shard's, or the sample's)
     old = copy_dataset(root, tmp_path / "nohash")
     drop_shard_hashes(old)
     ds = ShardBatches(LoaderConfig(root=str(old), max_atoms=64, shuffle=False, on_error="skip"))
+    assert key not in delivered(ds)[0] and ds.skipped == 1  # the sample's own digest, without the card's hashes
+    drop_digests(old)
+    ds = ShardBatches(LoaderConfig(root=str(old), max_atoms=64, shuffle=False, on_error="skip"))
     assert key in delivered(ds)[0] and ds.skipped == 0
     msg = raised(cfg)
-    ok = one_line(msg, shard.name, "sha256") and check_skip(cfg, shard.name, key, tally)
+    ok = one_line(msg, shard.name, key, "sha256") and check_skip(cfg, {key}, tally)
     assert ok, msg
     tally.handled()
 
@@ -113,18 +153,17 @@ def test_truncated_shard_names_shard_and_key_or_is_skipped(emt_dataset, tmp_path
     root = copy_dataset(emt_dataset, tmp_path / "trunc")
     shard = train_shards(root)[0]
     first = json.loads((root / "card.json").read_text())["shard_sha256"][shard.name]
-    truncate(shard)
+    cut = truncate(shard)  # the samples the cut damaged or removed; those before it arrive
     cfg = LoaderConfig(root=str(root), max_atoms=64, shuffle=False)
     msg = raised(cfg)
-    ds = ShardBatches(cfg)
-    key = sorted(planned(ds, shard.name))[0]
-    ok = one_line(msg, shard.name, "unreadable after key") and check_skip(cfg, shard.name, key, tally)
-    assert ok and first != sha(shard), msg
+    ok = one_line(msg, shard.name, "unreadable after key") and check_skip(cfg, cut, tally)
+    assert ok and first != sha(shard) and cut < planned(ShardBatches(cfg), shard.name), msg
     tally.handled()
 
 
-def test_swapped_shards_are_refused(emt_dataset, tmp_path, tally):
-    """Two whole, valid shards under each other's names: every member checks out, the sha256 does not."""
+def test_swapped_shards_are_refused_or_read_where_their_bytes_are(emt_dataset, tmp_path, tally):
+    """Two whole, valid shards under each other's names: every member checks out, the sha256 does not. Each
+    file's sha256 is the other's recorded one, so on_error=skip reads each shard's samples from the other file."""
     tally.tried()
     root = copy_dataset(emt_dataset, tmp_path / "swap")
     a, b = train_shards(root)[:2]
@@ -134,9 +173,8 @@ def test_swapped_shards_are_refused(emt_dataset, tmp_path, tally):
     cfg.on_error = "skip"
     ds = ShardBatches(cfg)
     keys, _ = delivered(ds)
-    lost = planned(ds, a.name) | planned(ds, b.name)
-    ok = one_line(msg, "sha256") and ds.skipped == len(lost) and sorted(keys) == sorted(planned(ds) - lost)
-    tally.lost(len(lost))
+    ok = one_line(msg, "sha256") and ds.skipped == 0 and sorted(keys) == sorted(planned(ds))
+    tally.lost(len(planned(ds) - set(keys)))
     assert ok, msg
     tally.handled()
 
@@ -146,15 +184,13 @@ def test_skips_in_loader_worker_processes_are_counted(emt_dataset, tmp_path):
     from pipeline.data.loader import make_loader
 
     root = copy_dataset(emt_dataset, tmp_path / "workers")
-    bad = train_shards(root)[1]
-    flip_force(bad)
+    key = flip_force(train_shards(root)[1])
     loader = make_loader(LoaderConfig(root=str(root), max_atoms=64, num_workers=2, on_error="skip"))
     keys = [k for b in loader for k in b.sid]
-    lost = planned(loader.dataset, bad.name)
-    assert loader.dataset.skipped == len(lost) > 0 and sorted(keys) == sorted(planned(loader.dataset) - lost)
+    assert loader.dataset.skipped == 1 and sorted(keys) == sorted(planned(loader.dataset) - {key})
 
 
-def test_each_epoch_hashes_a_shard_once_and_a_failed_shard_is_not_reread(emt_dataset, tmp_path, monkeypatch):
+def test_each_epoch_hashes_a_shard_once_and_a_failed_shard_is_reread_by_digests(emt_dataset, tmp_path, monkeypatch):
     import data_prep.integrity as integrity
 
     opened = []
@@ -178,10 +214,18 @@ def test_each_epoch_hashes_a_shard_once_and_a_failed_shard_is_not_reread(emt_dat
     opened.clear()
     root = copy_dataset(emt_dataset, tmp_path / "reread")
     bad = train_shards(root)[0]
-    flip_force(bad)
+    key = flip_force(bad)
     ds = three_passes(root, on_error="skip")
     keys, _ = delivered(ds)
-    assert [name for name, _ in opened].count(bad.name) == 1  # failed once, not read again this epoch
+    # failed once; later passes read it again, trusting each sample by its digest, without hashing the file
+    assert [name for name, h in opened if name == bad.name] == [bad.name] * 3
+    assert [h for name, h in opened if name == bad.name] == [True, False, False]
+    assert ds.skipped == 3 and sorted(keys) == sorted(s.key for b in ds.plan for s in b if s.key != key)
+    opened.clear()
+    drop_digests(root)  # built before digests: a failed shard is not trusted, nor read again this epoch
+    ds = three_passes(root, on_error="skip")
+    keys, _ = delivered(ds)
+    assert [name for name, _ in opened].count(bad.name) == 1
     assert ds.skipped == sum(s.shard == bad.name for b in ds.plan for s in b) and not planned(ds, bad.name) & set(keys)
 
 
@@ -196,7 +240,8 @@ def test_evaluation_refuses_a_damaged_shard_in_one_line(emt_dataset, tmp_path, t
         for s in read_split(str(root), "test"):
             got.append(s)
     msg = str(e.value)
-    words = [shard.name] + ({"flip_force": [key, "CRC-32"], "edit_energy": ["sha256"]}.get(damage.__name__, ["unreadable"]))
+    words = [shard.name] + {"flip_force": [key, "CRC-32"], "edit_energy": [key, "sha256"]}.get(damage.__name__,
+                                                                                                ["unreadable"])
     in_shard = {r["key"] for r in _manifest(root) if r["shard"] == shard.name}
     ok = one_line(msg, *words) and not in_shard & {s.info["key"] for s in got}
     ok &= all(not np.isclose(s.forces, BAD_FORCE).any() for s in got)
@@ -286,12 +331,12 @@ def test_training_with_on_error_skip_counts_the_skipped_samples(emt_dataset, tmp
     tally.tried()
     root = copy_dataset(emt_dataset, tmp_path / "data")
     shard = _first_read_shard(root)
-    flip_force(shard)
     ds = ShardBatches(LoaderConfig(root=str(root), max_atoms=128, on_error="skip"))
+    key = flip_force(shard, ds.plan[0][0].key)  # a sample of the first batch
     it = iter(ds)
     first_two = list(next(it).sid) + list(next(it).sid)  # what the trainer's 2 steps draw, and skip on the way
-    expected = ds.skipped  # the shard's samples planned into the batches made so far
-    assert 0 < expected <= len(planned(ds, shard.name)) and not planned(ds, shard.name) & set(first_two)
+    expected = ds.skipped  # the damaged sample; the shard's others match their digests and are trained on
+    assert expected == 1 and key not in first_two
     run = tmp_path / "run"
     p = cli_train(root, run, "train.on_error=skip")
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
