@@ -12,6 +12,18 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".build.lock"
+HELD: set[int] = set()  # this process's lock fds: a forked worker closes its copies (drop_inherited)
+
+
+def drop_inherited() -> None:
+    """In a forked child: close the copies of the parent's lock fds, so that the lock dies with the parent alone
+    (a flock lives as long as any fd on it is open, and a worker killed a moment later would still hold it)."""
+    for fd in list(HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        HELD.discard(fd)
 
 
 class FolderLocked(RuntimeError):
@@ -71,6 +83,7 @@ class OutputLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)
         self.fd = fd
+        HELD.add(fd)
         return self
 
     def release(self) -> None:
@@ -81,6 +94,7 @@ class OutputLock:
         except FileNotFoundError:
             pass
         os.close(self.fd)
+        HELD.discard(self.fd)
         self.fd = None
 
     def __enter__(self):

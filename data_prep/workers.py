@@ -12,6 +12,8 @@ import signal
 import threading
 import time
 
+from data_prep.lock import drop_inherited
+
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.5
 
@@ -43,6 +45,7 @@ def _watch(parent: int, ppid: int) -> None:
 def init_worker(parent: int) -> None:
     """ProcessPoolExecutor initializer; `parent` is the build's pid, taken before the pool starts."""
     _set_pdeathsig()
+    drop_inherited()
     # the watchdog also covers a parent that died before prctl took effect (we were already reparented), and
     # start methods where our direct parent is a fork server rather than the build
     threading.Thread(target=_watch, args=(parent, os.getppid()), daemon=True, name="parent-watchdog").start()
