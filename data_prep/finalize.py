@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_prep import FORMAT_VERSION
+from data_prep.sources import make_source
 from data_prep.card import TrainStats, residual_per_atom
 from data_prep.external import duplicates, median
 from data_prep.fingerprint import SHARD_RE
@@ -146,6 +147,7 @@ def finalize(cfg, n_tasks: int) -> dict:
         "statistics_from": "train split, after dedup and quarantine",
         **final.result(refs),
         "sources": cfg.sources,
+        "teachers": teachers(cfg.sources),
         "build_config": asdict(cfg),
         "content_hash": content_hash(shard_files),
         "shard_sha256": shard_hashes(shard_files),  # checked by the readers as each shard streams in
@@ -215,3 +217,12 @@ def content_hash(files) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def teachers(sources: list[dict]) -> list[dict]:
+    """Who labelled the generated structures: each teacher source's name, package version and weights sha256."""
+    out = []
+    for spec in sources:
+        if spec.get("type") == "teacher":
+            out.append(make_source({k: v for k, v in spec.items() if k != "split"}).provenance())
+    return out

@@ -38,7 +38,8 @@ def make_source(spec: dict) -> Source:
     elif kind == "python":  # a reader of one's own: {"type": "python", "target": "module:Class", ...kwargs}
         cls = _import_target(spec.pop("target", None))
     else:
-        raise ValueError(f"unknown source type {kind!r}; expected one of emt, mlearn, silicon_re, extxyz, asedb, subset, python")
+        raise ValueError(f"unknown source type {kind!r}; expected one of emt, teacher, mlearn, silicon_re, extxyz, asedb, "
+                         "subset, python")
     return cls(**spec)
 
 

@@ -135,6 +135,8 @@ def test_tiny_config_builds_through_the_cli(tmp_path, capsys):
     card = __import__("json").loads((root / "card.json").read_text())
     assert sum(card["counts"].values()) + card["quarantined"] == 15
     assert card["sources"][0]["teacher"] == "sevennet:7net-0" and len(card["elements"]) >= 5
+    (who,) = card["teachers"]  # the card names the teacher, its package version and its weights checksum
+    assert who["name"] == "sevennet:7net-0" and who["version"] == "0.13.0" and len(who["weights_sha256"]) == 64
 
 
 @pytest.mark.slow
