@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 def save_figure(fig, path: Path) -> str:
     """Lay out, write at the reports' resolution, free the figure; returns the file name."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # long axis labels are never cut off
     plt.close(fig)
     return path.name
 

@@ -39,6 +39,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     from pipeline.evaluate.plots import save_figure
 
@@ -60,6 +61,8 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
         a.set_xticks(xs)
         a.set_xticklabels([f"{counts[f]}\n({100 * f:g}%)" for f in fractions], fontsize=7)
         a.minorticks_off()
+        a.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))  # a narrow log range needs more than 1 label
+        a.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
         a.legend(fontsize=7)
     return save_figure(fig, out / "force_mae_vs_data.png")
 
