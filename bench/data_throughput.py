@@ -188,6 +188,25 @@ def build_memory(n: int, workers: int) -> dict:
     return {"workers": workers, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
+def teacher_rates(a) -> dict:
+    """atoms/s per worker (one torch thread) of each teacher, per structure kind, unbatched and batched."""
+    from teacher_labelling import rate
+
+    out = {"machine": machine(a.contended), "threads_per_worker": 1, "per_kind": 4,
+           "note": "static: single-point kinds; md: stored frames, each costing md_steps_between teacher steps"}
+    for t in a.teachers:
+        out[t] = {f"batch_atoms={b}": rate(t, 4, b, 0) for b in (0, 256)}
+    return out
+
+
+def teachers_section(a) -> dict:
+    res = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else {"benchmark": "data_throughput"}
+    res["teacher_labelling"] = teacher_rates(a)
+    Path(a.out).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res["teacher_labelling"]))
+    return res
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--structures", type=int, default=2000, help="EMT structures built for the rate measurements")
@@ -197,8 +216,13 @@ def main(argv=None) -> dict:
     p.add_argument("--memory-sizes", type=int, nargs="*", default=[], help="build sizes for the peak-memory runs")
     p.add_argument("--merge-sizes", type=int, nargs="*", default=[], help="row counts for the merge-only peak-memory runs")
     p.add_argument("--contended", action="store_true", help="say the machine was shared while measuring")
+    p.add_argument("--teachers", nargs="*", default=[], help="teachers whose labelling rate to measure "
+                   "(emt sevennet:7net-0 chgnet:0.3.0), one structure per call and batched")
+    p.add_argument("--teachers-only", action="store_true", help="measure only the teachers; keep the rest of --out")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "data_throughput.json"))
     a = p.parse_args(argv)
+    if a.teachers_only:
+        return teachers_section(a)
     res = {"benchmark": "data_throughput", "machine": machine(a.contended), "params": vars(a)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -228,6 +252,7 @@ def main(argv=None) -> dict:
     res["build_memory"] = [mem[k] for k in sorted(mem)]
     merged = {r["rows"]: r for r in prev.get("merge_memory", [])} | merged
     res["merge_memory"] = [merged[k] for k in sorted(merged)]
+    res["teacher_labelling"] = teacher_rates(a) if a.teachers else prev.get("teacher_labelling")
     res["merge_memory_note"] = ("data_prep.finalize alone over n rows (real EMT manifest rows, fresh hashes) in parts of "
                                 "250, a fresh subprocess each; peak RSS includes the ~300 MiB the imports take")
     res["build_memory_note"] = ("EMT Cu/Al, all kinds, 250 structures per task, workers=2; peak RSS of the build's main "
