@@ -199,14 +199,25 @@ def build(cfg: BuildConfig, progress: bool = True) -> dict:
         return _build_locked(cfg, out, progress)
 
 
-def _build_locked(cfg: BuildConfig, out: Path, progress: bool) -> dict:
+def task_done(args) -> bool:
+    """Whether a task's part exists and was built from these inputs (args as plan_tasks gives them)."""
+    out, tid, fp = args[0], args[1], args[-1]
+    return stored_fingerprint(Path(out) / "parts" / f"{tid:06d}.parquet") == fp
+
+
+def plan_tasks(cfg: BuildConfig, out: Path) -> tuple[int, list[tuple]]:
+    """(number of tasks, the _run_task arguments of those to (re)do); drops what stale tasks left. The caller
+    holds the folder lock."""
     jobs = _jobs(cfg)
     drop_stale(out, len(jobs))
-    todo = [
-        (str(out), tid, spec, task, cfg.split, cfg.seed, cfg.validation, cfg.cutoff, fixed, fp)
-        for tid, (spec, task, fixed, fp) in enumerate(jobs)
-        if stored_fingerprint(out / "parts" / f"{tid:06d}.parquet") != fp  # missing, or built from other inputs
-    ]
+    todo = [(str(out), tid, spec, task, cfg.split, cfg.seed, cfg.validation, cfg.cutoff, fixed, fp)
+            for tid, (spec, task, fixed, fp) in enumerate(jobs)]
+    return len(jobs), [a for a in todo if not task_done(a)]  # missing, or built from other inputs
+
+
+def _build_locked(cfg: BuildConfig, out: Path, progress: bool) -> dict:
+    n_jobs, todo = plan_tasks(cfg, out)
+    jobs = range(n_jobs)
     t0 = time.time()
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="build tasks", unit="task", disable=not progress)
     if cfg.workers > 1 and len(todo) > 1:

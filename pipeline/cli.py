@@ -73,7 +73,13 @@ def stage_data(cfg: dict, args: list[str]) -> None:
     if args and args[0] != "build":
         raise UsageError(f"unknown data action {args[0]!r}; expected `atomforge data build`")
     b = cfg["data"]["build"]
-    summary = build(BuildConfig(out=cfg["data"]["root"], seed=cfg["seed"], **b))
+    bc = BuildConfig(out=cfg["data"]["root"], seed=cfg["seed"], **b)
+    if cfg.get("cluster", {}).get("launcher") == "slurm":  # tasks as a SLURM job array, then the merge job
+        from pipeline.data.slurm_build import slurm_build
+
+        summary = slurm_build(bc, cfg["cluster"])
+    else:
+        summary = build(bc)
     print(json.dumps(summary, indent=1))
     print(f"dataset: {cfg['data']['root']} (shards/, manifest.parquet, card.json, quarantine.parquet)")
 
