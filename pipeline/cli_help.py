@@ -11,8 +11,10 @@ HELP = {
     "data": ("Build a dataset: read -> validate (quarantine with reason) -> dedup -> split -> shards + manifest + card.",
              ("data",), ("data=<entry>", "data.root=<out folder>", "data.build.workers=2", "seed=0"),
              "atomforge data build data=mlearn_si"),
-    "data build": ("Build (or resume) the dataset named by data=; a rerun redoes only tasks whose inputs changed.",
-                   ("data",), ("data.build.workers=2", "data.root=<out folder>"), "atomforge data build data=silicon_re"),
+    "data build": ("Build (or resume) the dataset named by data=; a rerun redoes only tasks whose inputs changed. "
+                   "cluster=slurm runs the tasks as a SLURM job array and the merge as a dependent job.",
+                   ("data", "cluster"), ("data.build.workers=2", "data.root=<out folder>", "cluster=slurm"),
+                   "atomforge data build data=silicon_re"),
     "train": ("Train a model with DeepSpeed (torchrun; gloo on CPU, NCCL on GPU); resumes from the newest checkpoint.",
               ("model", "data", "deepspeed", "train", "cluster"),
               ("train.steps=1000", "train.lr=1e-3", "world_size=2", "model.force_mode=conservative",
