@@ -18,7 +18,7 @@ PR_SET_PDEATHSIG = 1
 POLL_S = 0.5
 
 
-def _set_pdeathsig() -> bool:
+def set_pdeathsig() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
@@ -44,7 +44,7 @@ def _watch(parent: int, ppid: int) -> None:
 
 def init_worker(parent: int) -> None:
     """ProcessPoolExecutor initializer; `parent` is the build's pid, taken before the pool starts."""
-    _set_pdeathsig()
+    set_pdeathsig()
     drop_inherited()
     # the watchdog also covers a parent that died before prctl took effect (we were already reparented), and
     # start methods where our direct parent is a fork server rather than the build

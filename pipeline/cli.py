@@ -96,8 +96,9 @@ def stage_train(cfg: dict, args: list[str]) -> None:
         print(f"submitted SLURM job {job}: {tc.run_dir}/slurm-{job}.out; requeues resume from the newest checkpoint")
         return
     rc = launch(tc)
-    if rc == 75 and (preempted(Path(tc.run_dir)) or {}).get("signal") == "SIGINT":
-        raise Interrupted(f"checkpoint written at step {preempted(Path(tc.run_dir))['step']} in {tc.run_dir}/checkpoints; "
+    mark = preempted(Path(tc.run_dir)) if rc == 75 else None
+    if mark and mark.get("signal") == "SIGINT":
+        raise Interrupted(f"checkpoint written at step {mark['step']} in {tc.run_dir}/checkpoints; "
                           "rerun the same command to resume")
     if rc == 75:
         raise UsageError(f"preempted: checkpoint written in {tc.run_dir}/checkpoints; rerun the same command to resume")

@@ -24,9 +24,6 @@ class UnsafeFolderError(ValueError):
     pass
 
 
-sha256 = file_sha256
-
-
 def _allowed_root(folder: Path) -> Path:
     """Where the folder's files may really live: the folder itself, or a hub cache repository (snapshots/<rev>/)."""
     real = folder.resolve()
@@ -54,7 +51,7 @@ def check_file(folder: Path, name: str, expected: str | None, what: str) -> Path
         raise FileNotFoundError(f"{folder} has no {name}")
     if not expected:
         raise UnsafeFolderError(f"{Path(folder) / CONFIG} records no sha256 for {name}: cannot verify the {what}")
-    if sha256(p) != expected:
+    if file_sha256(p) != expected:
         raise UnsafeFolderError(f"{p} does not match the sha256 in config.json: the {what} was changed or truncated")
     return p
 

@@ -12,16 +12,14 @@ from safetensors.torch import load_file, save_file
 from data_prep.schema import UNITS
 from pipeline.export.card import model_card
 from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
+from data_prep.integrity import file_sha256
 from pipeline.export.files import (CONFIG, FAIRCHEM_CKPT, WEIGHTS, UnsafeFolderError, check_file, check_target, inside,
-                                   publish, resolve, sha256, staging)
+                                   publish, resolve, staging)
 from pipeline.models.config import ModelConfig
 
 FORMAT_VERSION = 1
 ROUND_TRIP_TOL = 1e-6
 REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many times the model's run-to-run spread
-
-
-_sha256 = sha256
 
 
 def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True, metrics: dict | None = None,
@@ -79,7 +77,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
                      "zero_stage": train["deepspeed"]["stage"], "bf16": train["deepspeed"]["bf16"]},
         "metrics": metrics or _eval_metrics(run_dir),
         "parent": parent,
-        "weights_sha256": _sha256(tmp / "model.safetensors"),
+        "weights_sha256": file_sha256(tmp / "model.safetensors"),
     }
     model = mcfg.build(config["element_references"], config["energy_scale"])
     model.load_state_dict(sd, strict=True)
@@ -88,7 +86,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
         from pipeline.export.fairchem_ckpt import write_inference_checkpoint
 
         write_inference_checkpoint(model, tmp / FAIRCHEM_CKPT)
-        config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": _sha256(tmp / FAIRCHEM_CKPT), "task_name": "omat"}
+        config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": file_sha256(tmp / FAIRCHEM_CKPT), "task_name": "omat"}
     (tmp / CONFIG).write_text(json.dumps(config, indent=1))
     (tmp / "README.md").write_text(model_card(config))
 

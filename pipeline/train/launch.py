@@ -6,16 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-from data_prep.lock import OutputLock
 from pipeline import runtime
 from pipeline.train.config import TrainConfig
-
-RUN_LOCK = ".train.lock"
-
-
-def run_lock(run_dir: Path) -> OutputLock:
-    """One training at a time per run folder (a kernel flock: a killed owner never leaves it held)."""
-    return OutputLock(run_dir, RUN_LOCK, "training")
+from pipeline.train.node import run_lock, run_node
 
 
 def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
@@ -37,7 +30,6 @@ def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
 
 
 def _start(tc: TrainConfig, cfg_path: Path, concurrent_runs: int) -> int:
-    runtime.prepare()  # before env is copied: the ranks build and find DeepSpeed's op in this environment's folder
     cuda = _has_cuda()
     runtime.check_world_size(tc.world_size, cuda, _gpus() if cuda else 0)
     runtime.announce_build(tc.world_size, cuda)
@@ -45,8 +37,6 @@ def _start(tc: TrainConfig, cfg_path: Path, concurrent_runs: int) -> int:
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) // (tc.world_size * max(1, concurrent_runs)))))
     if not cuda:
         env.setdefault("DS_ACCELERATOR", "cpu")
-    from pipeline.train.node import run_node
-
     args = ["--nproc_per_node", str(tc.world_size), "--rdzv_backend", "c10d", "--rdzv_endpoint", "127.0.0.1:0",
             "--max_restarts", "0"]
     return run_node(args, str(cfg_path), env)  # 75: preempted, checkpoint written

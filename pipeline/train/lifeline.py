@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from data_prep.workers import _set_pdeathsig as set_pdeathsig, init_worker
+from data_prep.workers import init_worker, set_pdeathsig
 from pipeline.train.signals import PREEMPT_SIGNALS
 
 

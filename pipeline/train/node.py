@@ -22,14 +22,22 @@ from pathlib import Path
 
 import psutil
 
-from data_prep.lock import FolderLocked
+from data_prep.lock import FolderLocked, OutputLock
 from pipeline import runtime
 from pipeline.train.lifeline import torchrun_preexec
 from pipeline.train.signals import EXIT_REQUEUE, PREEMPT_SIGNALS, preempted
 
 
+RUN_LOCK = ".train.lock"
+
+
 class LaunchError(RuntimeError):
     pass
+
+
+def run_lock(run_dir: Path) -> OutputLock:
+    """One training at a time per run folder (a kernel flock: a killed owner never leaves it held)."""
+    return OutputLock(run_dir, RUN_LOCK, "training")
 
 
 def check_slurm_layout(env=os.environ):
@@ -105,8 +113,6 @@ def main(argv=None) -> int:
     try:
         if _node_rank(argv[:-1]) != "0":  # one lock per run, held by the first node's launcher
             return run_node(argv[:-1], argv[-1])
-        from pipeline.train.launch import run_lock
-
         with run_lock(Path(json.loads(Path(argv[-1]).read_text())["run_dir"])):
             return run_node(argv[:-1], argv[-1])
     except (LaunchError, FolderLocked) as e:

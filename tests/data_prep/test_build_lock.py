@@ -115,7 +115,7 @@ POOL_WITHOUT_PRCTL = """
 import os, time
 from concurrent.futures import ProcessPoolExecutor
 import data_prep.workers as w
-w._set_pdeathsig = lambda: False  # as where prctl is unavailable: only the watchdog thread is left
+w.set_pdeathsig = lambda: False  # as where prctl is unavailable: only the watchdog thread is left
 with ProcessPoolExecutor(2, initializer=w.init_worker, initargs=(os.getpid(),)) as pool:
     futs = [pool.submit(time.sleep, 60) for _ in range(2)]
     time.sleep(1.0)
