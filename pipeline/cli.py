@@ -20,14 +20,14 @@ stages:
   plan     per-rank memory per ZeRO stage       atomforge plan model=esen_l world_size=16 train.max_atoms=512 gpu_gib=80
   demo     the whole chain on the embedded EMT default, 2 ranks
   sweep    scaling-law sweeps (plan, launch, collect, fit)
-  reproduce  a published comparison -> results/<name>/   atomforge reproduce mlearn-si|silicon-re|pretrain-finetune|si-vacancy
+  reproduce  a published comparison -> results/<name>/   atomforge reproduce mlearn-si|silicon-re|pretrain-finetune|si-vacancy|zero-shot|foundation|finetune target=<folder>
            the CI-sized chain (minutes)                 atomforge reproduce mlearn-si smoke=true out=/tmp/r work=/tmp/w
 
 Set ATOMFORGE_DEBUG=1 for full tracebacks."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema", "fairchem", "repo", "private"), "eval": ("run", "split", "out"),
-              "plan": ("gpu_gib",), "models": ("flops",), "reproduce": ("smoke", "out", "work")}  # bare keys of a stage -> <stage>.<key>
+              "plan": ("gpu_gib",), "models": ("flops",), "reproduce": ("smoke", "out", "work", "target", "parent", "label")}  # bare keys of a stage -> <stage>.<key>
 
 
 class UsageError(Exception):

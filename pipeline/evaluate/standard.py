@@ -57,13 +57,14 @@ def read_split(root: str, split: str):
         yield from got.values()
 
 
-def predict_structures(model, structures, batch_atoms: int = 512, device: str = "cpu"):
-    """(structure, pred dict of numpy arrays) pairs, batched by atom budget."""
+def predict_structures(model, structures, batch_atoms: int = 512, device: str = "cpu", task: str | None = None):
+    """(structure, pred dict of numpy arrays) pairs, batched by atom budget; `task`: the energy head of a model
+    with per-task heads (default: its default head)."""
     grad = model.cfg.force_mode == "conservative"
     buf, n = [], 0
 
     def flush():
-        batch = structures_to_batch(buf).to(device)
+        batch = (structures_to_batch(buf, task) if task else structures_to_batch(buf)).to(device)
         with torch.set_grad_enabled(grad):
             out = model(batch)
         forces = torch.split(out["forces"].detach().cpu().double(), batch["natoms"].tolist())

@@ -8,7 +8,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from data_prep.structure import Structure
-from pipeline.data.convert import structures_to_batch
+from pipeline.data.convert import DEFAULT_TASK, structures_to_batch
 
 
 def _check_elements(model, numbers):
@@ -21,13 +21,16 @@ def _check_elements(model, numbers):
                          f"{[chemical_symbols[z] for z in sorted(allowed)]}")
 
 
-def predict(model, atoms_list, device: str = "cpu") -> list[dict]:
-    """Energy, forces (and stress) for many structures in one batch."""
+def predict(model, atoms_list, device: str = "cpu", task: str | None = None) -> list[dict]:
+    """Energy, forces (and stress) for many structures in one batch; `task`: which energy head of a model with
+    per-task heads (default: its default head)."""
     structs = []
     for a in atoms_list:
         _check_elements(model, a.numbers)
         structs.append(Structure.from_atoms(a, energy=0.0))
-    batch = structures_to_batch(structs).to(device)
+    if task is not None and task not in model.tasks:
+        raise ValueError(f"task {task!r} is not one of this model's heads {model.tasks or ['(one shared head)']}")
+    batch = structures_to_batch(structs, task or DEFAULT_TASK).to(device)
     grad = model.cfg.force_mode == "conservative"
     with torch.set_grad_enabled(grad):
         out = model(batch)
@@ -49,10 +52,11 @@ class DirectForcesWarning(UserWarning):
 class AtomforgeCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, model, device: str = "cpu", **kw):
+    def __init__(self, model, device: str = "cpu", task: str | None = None, **kw):
         super().__init__(**kw)
         self.model = model.to(device).eval()
         self.device = device
+        self.task = task
         self._moves = 0  # calls where only positions changed: an optimizer or an integrator is stepping
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -65,7 +69,7 @@ class AtomforgeCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         if "stress" in properties and "stress" not in self._outputs():
             raise NotImplementedError("this model was trained without a stress head")
-        r = predict(self.model, [self.atoms], self.device)[0]
+        r = predict(self.model, [self.atoms], self.device, self.task)[0]
         self.results = {"energy": r["energy"], "free_energy": r["energy"], "forces": r["forces"]}
         if "stress" in r:
             s = r["stress"]
@@ -75,9 +79,10 @@ class AtomforgeCalculator(Calculator):
         return {"stress"} if self.model.cfg.stress else set()
 
 
-def calculator(path_or_model, device: str = "cpu") -> AtomforgeCalculator:
+def calculator(path_or_model, device: str = "cpu", task: str | None = None) -> AtomforgeCalculator:
+    """`task`: the energy head of a model with one head per dataset (default: the head it was exported with)."""
     if isinstance(path_or_model, torch.nn.Module):
-        return AtomforgeCalculator(path_or_model, device)
+        return AtomforgeCalculator(path_or_model, device, task)
     from pipeline.export.hub import load
 
-    return AtomforgeCalculator(load(path_or_model, device), device)
+    return AtomforgeCalculator(load(path_or_model, device), device, task)

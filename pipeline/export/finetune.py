@@ -26,6 +26,18 @@ def build_from_parent(tc, card: dict):
     missing = sorted(set(map(int, card["element_references"])) - set(map(int, refs)))
     if missing:
         raise ValueError(f"the new data has elements {missing} the parent model has no reference for; use init_refs=refit")
+    if arch.tasks:  # a multi-task parent: the new data gets its own head, started from one of the parent's
+        from pipeline.models.tasks import add_task
+
+        base = arch.default_task or arch.tasks[0]
+        src = tc.init_task_from or base
+        task_refs = dict(arch.task_references.get(src, refs))
+        if tc.init_refs == "refit":
+            task_refs.update({str(k): float(v) for k, v in card["element_references"].items()})
+        arch, sd = add_task(arch, sd, tc.init_task or str(card.get("name") or "finetune"), src, task_refs)
+        tc.model = arch
+    elif tc.init_task or tc.init_task_from:
+        raise ValueError(f"init_task/init_task_from need a parent with per-task heads; {tc.init_from} has one head")
     model = arch.build(refs, parent["energy_scale"])
     if tc.init_reinit_heads:
         sd = {k: v for k, v in sd.items() if not k.startswith(HEADS)}

@@ -68,7 +68,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
         "backbone": {k: v for k, v in bb.items() if isinstance(v, (int, float, str, bool))},
         "cutoff": bb["cutoff"],
         "max_neighbors": bb["max_neighbors"],
-        "elements": sorted(int(z) for z in refs),
+        "elements": sorted({int(z) for z in refs} | {int(z) for r in mcfg.task_references.values() for z in r}),
         "element_references": refs,
         "energy_scale": rec.get("energy_scale") or card.get("force_rms") or 1.0,
         "units": UNITS,
@@ -85,8 +85,12 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
     if fairchem:
         from pipeline.export.fairchem_ckpt import write_inference_checkpoint
 
-        write_inference_checkpoint(model, tmp / FAIRCHEM_CKPT)
-        config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": file_sha256(tmp / FAIRCHEM_CKPT), "task_name": "omat"}
+        from pipeline.models.tasks import single_task
+
+        # one head for fairchem's one-task calculator (and LAMMPS): the default head, exactly
+        write_inference_checkpoint(single_task(model), tmp / FAIRCHEM_CKPT)
+        config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": file_sha256(tmp / FAIRCHEM_CKPT), "task_name": "omat",
+                                         "head": model.default_task or None}
     (tmp / CONFIG).write_text(json.dumps(config, indent=1))
     (tmp / "README.md").write_text(model_card(config))
 

@@ -5,7 +5,9 @@ The references stay a float64 attribute, not a buffer, so bf16 training never ro
 
 With `cfg.tasks` (several datasets mixed), the energy head (the energy/force/stress head when conservative) is
 fairchem's DatasetSpecificMoEWrapper: every linear layer of the head holds one expert per task and a structure
-runs its own task's expert, chosen by the batch's `dataset` names; the backbone stays shared.
+runs its own task's expert, chosen by the batch's `dataset` names; the backbone stays shared. Each task also
+has its own element references (`cfg.task_references`: every dataset has its own energy zero), and a structure
+without a task name (evaluation, calculators) runs `cfg.default_task`.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from torch import nn
 
 from fairchem.core.models.base import HydraModel
 
+from pipeline.data.convert import DEFAULT_TASK
 from pipeline.models.config import ModelConfig
 from pipeline.models.ladder import BACKBONES, backbone_kwargs
 
@@ -21,6 +24,13 @@ _HEAD = "fairchem.core.models.uma.escn_md."
 _ESCAIP = "fairchem.core.models.escaip.EScAIP."
 _PER_TASK = "fairchem.core.models.uma.escn_moe.DatasetSpecificMoEWrapper"
 MAX_Z = 100
+
+
+def _ref_table(refs: dict | None) -> torch.Tensor:
+    out = torch.zeros(MAX_Z + 1, dtype=torch.float64)
+    for z, v in (refs or {}).items():
+        out[int(z)] = float(v)
+    return out
 
 
 def _unwrap(v):
@@ -60,19 +70,31 @@ class Potential(nn.Module):
             heads[key] = {"module": _PER_TASK, "head_cls": inner["module"], "dataset_mapping": {t: t for t in self.tasks},
                           "head_kwargs": {"wrap_property": False} if not direct else {}, "wrap_property": False}
         self.model = HydraModel(backbone=dict(model=BACKBONES[family], **kw), heads=heads, otf_graph=True, pass_through_head_outputs=not direct)
-        refs = torch.zeros(MAX_Z + 1, dtype=torch.float64)
-        for z, v in (element_references or {}).items():
-            refs[int(z)] = float(v)
-        self.element_refs = refs  # plain attribute: kept float64, exported in the config
+        self.element_refs = _ref_table(element_references)  # plain attribute: kept float64, exported in the config
+        self.default_task = (cfg.default_task or self.tasks[0]) if self.tasks else ""
+        # one row per task (row 0: the model's own references, for tasks without an entry)
+        self.task_refs = torch.stack([self.element_refs] + [_ref_table(cfg.task_references.get(t, element_references))
+                                                            for t in self.tasks])
         self.energy_scale = float(energy_scale)
         self.cutoff = kw["cutoff"] if "cutoff" in kw else kw["max_radius"]
 
     @property
     def elements(self) -> list[int]:
-        return [int(z) for z in torch.nonzero(self.element_refs).flatten().tolist()]
+        return [int(z) for z in torch.nonzero(self.task_refs.abs().sum(0)).flatten().tolist()]
+
+    def task_names(self, batch) -> list[str]:
+        """Each structure's head: its dataset name, or the default task for the generic name samples get
+        when no task was given."""
+        names = list(batch["dataset"]) if "dataset" in batch else [DEFAULT_TASK] * len(batch["natoms"])
+        return [self.default_task if n == DEFAULT_TASK and n not in self.tasks else n for n in names]
 
     def reference_energy(self, batch) -> torch.Tensor:
-        refs = self.element_refs.to(batch["pos"].device)[batch["atomic_numbers"].long()]
+        dev = batch["pos"].device
+        if self.tasks:
+            row = torch.tensor([self.tasks.index(t) + 1 if t in self.tasks else 0 for t in self.task_names(batch)], device=dev)
+            refs = self.task_refs.to(dev)[row[batch["batch"]], batch["atomic_numbers"].long()]
+        else:
+            refs = self.element_refs.to(dev)[batch["atomic_numbers"].long()]
         out = torch.zeros(len(batch["natoms"]), dtype=torch.float64, device=refs.device)
         return out.index_add_(0, batch["batch"], refs)
 
@@ -91,9 +113,11 @@ class Potential(nn.Module):
     def forward(self, batch) -> dict[str, torch.Tensor]:
         """Returns the network's scaled residual energy `energy_nn` and full `energy`, `forces`, (`stress`)."""
         if self.tasks:
-            unknown = set(batch["dataset"]) - set(self.tasks)
+            names = self.task_names(batch)
+            unknown = set(names) - set(self.tasks)
             if unknown:
                 raise ValueError(f"samples of dataset/task {sorted(unknown)} but this model has energy heads for {self.tasks} (model.tasks)")
+            batch.dataset = names
         out = self.model(batch)
         if self.tasks:
             out = self._merge_tasks(out, batch)

@@ -12,6 +12,8 @@ RESULTS = {  # CLI name -> (config entry, module)
     "pretrain-finetune": ("pretrain_finetune", "pipeline.reproduce.pretrain_finetune"),
     "si-vacancy": ("si_vacancy", "pipeline.reproduce.si_vacancy"),
     "zero-shot": ("zero_shot", "pipeline.reproduce.zero_shot"),
+    "foundation": ("foundation", "pipeline.reproduce.foundation"),
+    "finetune": ("finetune", "pipeline.reproduce.finetune"),
 }
 
 

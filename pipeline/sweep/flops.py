@@ -58,6 +58,21 @@ def sample_batch(data_root: str | None, max_atoms: int):
     return structures_to_batch(structs), source
 
 
+def count_flops(mcfg: ModelConfig, batch) -> float:
+    """Counted FLOPs per atom of forward + backward of the training loss for any model config (force mode and
+    per-task heads included): a conservative model's forces are a second backward pass, and this counts it."""
+    from pipeline.train.losses import loss_terms
+
+    torch.manual_seed(0)
+    model = mcfg.build()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        pred = model(batch)
+        terms = loss_terms(pred, batch, model.reference_energy(batch), 1.0)
+        (terms["energy"] + terms["forces"]).backward()
+    return counter.get_total_flops() / int(batch["natoms"].sum())
+
+
 def measure(size: Size, batch, repeats: int = 2) -> dict:
     """Counted FLOPs per atom of forward + backward of the training loss, and this machine's seconds per atom."""
     from pipeline.train.losses import loss_terms

@@ -76,6 +76,10 @@ class TrainConfig:
     init_reinit_heads: bool = False  # fine-tuning: keep the parent's backbone, fresh output heads
     init_refs: str = "refit"  # fine-tuning: "refit" (the new data's element references) | "parent"
     freeze_backbone_steps: int = 0  # fine-tuning: the backbone's learning rate is 0 for the first N steps
+    # fine-tuning a parent with per-task heads: the new data's task (its own head and references; default: the
+    # dataset's name) and the parent task whose head it starts from (default: the parent's default head)
+    init_task: str = ""
+    init_task_from: str = ""
     mix: list | None = None  # several built datasets: [{root, weight}], drawn as UMA mixes its datasets
     mix_temperature: float = 1.0  # share_i ~ weight_i^(1/T)
     re_upweight: float = 1.0  # structures flagged rare_event are drawn this many times per epoch
@@ -92,8 +96,9 @@ class TrainConfig:
             raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
         if self.init_refs not in ("refit", "parent"):
             raise ValueError(f"init_refs must be 'refit' or 'parent', got {self.init_refs!r}")
-        if (self.init_reinit_heads or self.freeze_backbone_steps or self.init_refs != "refit") and not self.init_from:
-            raise ValueError("init_reinit_heads, init_refs and freeze_backbone_steps need init_from=<exported model folder>")
+        if (self.init_reinit_heads or self.freeze_backbone_steps or self.init_refs != "refit" or self.init_task
+                or self.init_task_from) and not self.init_from:
+            raise ValueError("init_reinit_heads, init_refs, init_task(_from) and freeze_backbone_steps need init_from=<exported model folder>")
 
     def to_dict(self) -> dict:
         return asdict(self)

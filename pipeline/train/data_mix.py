@@ -42,3 +42,25 @@ def train_mix(data_root: str, mix: list | None, temperature: float, re_upweight:
     if len(out) == len(entries or [None]):
         raise ValueError(f"re_upweight={re_upweight} but no training structure is flagged {RE_FLAG!r}")
     return out, total
+
+
+def with_task_references(model_cfg, data_root: str, mix: list | None):
+    """The model config with each mixed dataset's own element references under its task (its energy head), and
+    the training dataset's task as the default head; unchanged without per-task heads or a mix."""
+    import dataclasses
+    import json
+
+    if not model_cfg.tasks or not mix or model_cfg.task_references:
+        return model_cfg
+    refs, default = {}, model_cfg.default_task
+    for m in mix:
+        task = m.get("task")
+        if task is None:
+            continue
+        card = json.loads((Path(m["root"]) / "card.json").read_text())
+        if refs.get(task, card["element_references"]) != card["element_references"]:
+            raise ValueError(f"mix entries of task {task!r} were built with different element references; give each dataset its own task")
+        refs[task] = card["element_references"]
+        if not default and Path(m["root"]).resolve() == Path(data_root).resolve():
+            default = task
+    return dataclasses.replace(model_cfg, task_references={t: refs[t] for t in model_cfg.tasks if t in refs}, default_task=default)

@@ -21,7 +21,7 @@ from pipeline.data.loader import LoaderConfig, make_loader
 from pipeline.train import checkpoint as ckpt
 from pipeline.train import faults, signals
 from pipeline.train.config import TrainConfig
-from pipeline.train.data_mix import train_mix
+from pipeline.train.data_mix import train_mix, with_task_references
 from pipeline.train.ema import EMA
 from pipeline.train.guard import LossGuard
 from pipeline.train.logger import MetricsLogger
@@ -222,9 +222,8 @@ class Trainer:
             from pipeline.export.finetune import build_from_parent
 
             return build_from_parent(tc, self.card).to(self.dev)
-        refs = self.card["element_references"]
-        scale = self.card.get("force_rms") or 1.0
-        model = tc.model.build(refs, scale)
+        tc.model = with_task_references(tc.model, tc.data_root, tc.mix)  # recorded in checkpoints, so exports keep it
+        model = tc.model.build(self.card["element_references"], self.card.get("force_rms") or 1.0)
         if tc.init_from:  # a training checkpoint (two-stage recipe: direct, then conservative forces)
             from pipeline.models.transfer import load_checkpoint_weights
 

@@ -36,3 +36,69 @@ def test_shared_head_gives_equal_energies_and_unknown_task_is_named():
     per_task = ModelConfig(name="esen_xs", tasks=["omat", "mptrj"]).build({29: -3.5}, 1.0)
     with pytest.raises(ValueError, match="oc20"):
         per_task(_same_structure_two_tasks(("omat", "oc20")))
+
+
+def _si_batch(tasks):
+    from data_prep.structure import Structure
+    from pipeline.data.convert import structures_to_batch
+
+    a = bulk("Si", "diamond", a=5.43, cubic=True)
+    a.rattle(0.05, seed=1)
+    s = Structure.from_atoms(a, energy=0.0)
+    return structures_to_batch([s] * len(tasks), list(tasks)) if tasks else structures_to_batch([s])
+
+
+def _three_heads(mode):
+    torch.manual_seed(0)
+    return ModelConfig(name="esen_xs", force_mode=mode, tasks=["teacher", "emt", "dft"], default_task="dft",
+                       task_references={"teacher": {"14": -5.0}, "dft": {"14": -1.0}}).build({"14": -3.0}, 1.0)
+
+
+def test_each_task_adds_its_own_element_references_and_unnamed_structures_run_the_default_head():
+    model = _three_heads("direct")
+    b = _si_batch(["teacher", "emt", "dft"])
+    refs = model.reference_energy(b)
+    assert refs.tolist() == [-40.0, -24.0, -8.0]  # 8 Si atoms x (task refs; emt has none: the model's own)
+    out = model(b)
+    assert torch.allclose(out["energy"] - out["energy_nn"].double(), refs)
+    plain = _si_batch([])  # no task name: the default head and its references
+    assert model.task_names(plain) == ["dft"]
+    assert float(model(plain)["energy"][0]) == pytest.approx(float(out["energy"][2]), abs=1e-5)
+    with pytest.raises(ValueError, match="default_task"):
+        ModelConfig(tasks=["a"], default_task="b")
+    with pytest.raises(ValueError, match="task_references"):
+        ModelConfig(tasks=["a"], task_references={"b": {"14": 1.0}})
+
+
+@pytest.mark.parametrize("mode", ["direct", "conservative"])
+def test_single_task_view_computes_exactly_what_that_head_computes(mode):
+    from pipeline.models.tasks import single_task
+
+    model = _three_heads(mode)
+    for task in model.tasks:
+        one = single_task(model, task)
+        assert not one.tasks
+        a, b = model(_si_batch([task])), one(_si_batch([]))
+        assert float(a["energy"][0]) == pytest.approx(float(b["energy"][0]), abs=1e-6)
+        assert torch.allclose(a["forces"], b["forces"], atol=1e-6)
+    with pytest.raises(ValueError, match="not one of"):
+        single_task(model, "nope")
+
+
+def test_a_new_task_starts_as_a_copy_of_its_source_head_with_its_own_references():
+    from pipeline.models.tasks import add_task
+
+    model = _three_heads("direct")
+    cfg, sd = add_task(model.cfg, model.state_dict(), "target", "teacher", {"14": -7.0})
+    assert cfg.tasks == ["dft", "emt", "target", "teacher"] and cfg.default_task == "target"
+    new = cfg.build({"14": -3.0}, 1.0)
+    new.load_state_dict(sd, strict=True)
+    old_e = model(_si_batch(["teacher"]))
+    new_e = new(_si_batch([]))  # the default head: target
+    # same network output as the teacher head; the references differ by 8 x (-7 - -5) eV
+    assert float(new_e["energy_nn"][0]) == pytest.approx(float(old_e["energy_nn"][0]), abs=1e-6)
+    assert float(new_e["energy"][0] - old_e["energy"][0]) == pytest.approx(-16.0, abs=1e-5)
+    for t in ("dft", "emt", "teacher"):  # the parent's heads are kept as they were
+        assert float(new(_si_batch([t]))["energy"][0]) == pytest.approx(float(model(_si_batch([t]))["energy"][0]), abs=1e-6)
+    with pytest.raises(ValueError, match="init_task_from"):
+        add_task(model.cfg, model.state_dict(), "target", "missing", {})

@@ -1,0 +1,136 @@
+"""`atomforge reproduce finetune target=<mlearn-format folder>`: the shipped foundation model fine-tuned on
+fractions of a new system's training data, beside scratch runs with the same budget and schedule.
+
+Variants: `scratch` (the parent's architecture, one head, random weights), `finetune` (a new energy head started
+from the parent's teacher head, refitted element references) and `replay` (the same, with a fixed share of the
+pre-training corpus drawn through the parent's teacher head). Every checkpoint is chosen on the target's val split;
+the test set is read once per run. Forgetting: the corpus val error (teacher head) of the parent and of each
+fine-tuned model."""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pipeline.reproduce.finetune_report import body, plot
+from pipeline.reproduce.foundation import corpus_config
+from pipeline.reproduce.pretrain_finetune import fraction_sources, pct
+from pipeline.reproduce.runner import Runner
+from pipeline.reproduce.scoring import score_model, score_split
+from pipeline.train.node import forwarding_signals
+
+
+def target_paths(s: dict) -> tuple[Path, str]:
+    from pipeline.cli import UsageError
+
+    t = Path(s["target"])
+    missing = [f for f in ("training.json", "test.json") if not (t / f).is_file()]
+    if missing:
+        raise UsageError(f"reproduce.target={t}: not an mlearn-format element folder (missing {', '.join(missing)})")
+    return t, s.get("label") or t.resolve().name
+
+
+def prepare(cfg: dict) -> dict:
+    """out/work default to results/finetune-<label> and runs/reproduce/finetune-<label>."""
+    r = dict(cfg["reproduce"])
+    _, label = target_paths(r)
+    r["out"] = r.get("out") or f"results/finetune-{label}"
+    unset = not r.get("work")
+    r["work"] = r.get("work") or f"runs/reproduce/finetune-{label}"
+    smoke_replay = (r.get("smoke_settings") or {}).get("replay") or {}
+    root = smoke_replay.get("corpus_root")
+    if unset and isinstance(root, str) and root.startswith("None/"):  # `${reproduce.work}/...` resolved before the default
+        smoke_replay["corpus_root"] = r["work"] + root[len("None"):]
+    return {**cfg, "reproduce": r}
+
+
+def converged(sel: dict, tol: float) -> dict:
+    """Flat when the best val force RMSE of the last 30% of checkpoints is within `tol` of the best before them."""
+    rows = sorted(sel["checkpoints"].items())
+    curve = [(int(k.split("_")[-1]), v["force_rmse"]) for k, v in rows]
+    cut = max(1, int(round(0.7 * len(curve))))
+    early, late = min(v for _, v in curve[:cut]), min((v for _, v in curve[cut:]), default=None)
+    gain = None if late is None else (early - late) / early
+    return {"curve": curve, "late_gain": gain, "flat": gain is not None and gain < tol, "tolerance": tol}
+
+
+def run(cfg: dict) -> dict:
+    cfg = prepare(cfg)
+    r = Runner(cfg)
+    s = r.s
+    target, label = target_paths(s)
+    parent = Path(s["parent"])
+    pcfg = json.loads((parent / "config.json").read_text())
+    arch = pcfg["architecture"]
+    fractions = sorted(float(f) for f in s["fractions"])
+    variants = list(s["variants"])
+    limit = s.get("max_structures")
+    sources = [{"type": "mlearn", "path": str(target / "training.json")},
+               {"type": "mlearn", "path": str(target / "test.json"), "split": "test"}]
+
+    rep = s["replay"]
+    corpus = None
+    if "replay" in variants or s.get("forgetting_split"):
+        from data_prep.build import BuildConfig, build
+
+        corpus, b = corpus_config(cfg, rep["corpus"], rep.get("corpus_root"))
+        r.log(f"pre-training corpus {rep['corpus']} -> {corpus}")
+        build(BuildConfig(out=str(corpus), seed=s["seed"], **b), progress=False)
+
+    test_spec = {"type": "mlearn", "path": str(target / "test.json")}
+    zero = {"foundation (zero-shot)": score_model(parent, test_spec, r.device, limit)}
+    for p in s.get("peers") or []:
+        from pipeline.evaluate.peers import Peer
+        from pipeline.reproduce.zero_shot import read_set, score_set
+
+        zero[f"{p} (zero-shot)"] = score_set(Peer(p, r.device), read_set(test_spec, limit)[0])
+    forget = {"parent": score_split(parent, corpus, s["forgetting_split"], rep["task"], r.device)} if corpus else {}
+
+    scratch_model = {"name": arch["name"], "backbone": arch["backbone"], "force_mode": arch["force_mode"], "tasks": []}
+    jobs, counts, roots = [], {}, {}
+    for f in fractions:
+        roots[f] = r.build(f"{label}_{pct(f)}", fraction_sources({"sources": sources, "split": s["split"]}, f, s["seed"]), s["split"])
+        counts[f] = int(json.loads((roots[f] / "card.json").read_text())["counts"]["train"])
+        for v in variants:
+            jobs.append((v, f))
+
+    curves: dict = {v: {} for v in variants}
+    runs: dict = {}
+
+    def one(job):
+        v, f = job
+        name, root = f"{v}_{pct(f)}", roots[f]
+        if v == "scratch":
+            run_dir = r.train(name, root, model=scratch_model)
+        else:
+            extra = {"init_from": str(parent), "init_task": "target", "init_task_from": rep["task"]}
+            if v == "replay":
+                share = float(rep["share"])
+                extra["mix"] = [{"root": str(root), "task": "target", "weight": 1.0 - share},
+                                {"root": str(corpus), "task": rep["task"], "weight": share}]
+            run_dir = r.train(name, root, train=s.get("finetune_train"), **extra)
+        hub, sel = r.select_export(run_dir, root)
+        a = r.evaluate(hub, root, r.out / "evals" / name, plots=False)["all"]
+        row = {"force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
+               "force_rmse": a["force_rmse"], "n_train": counts[f], "selected": sel["best"],
+               "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
+        if v == "scratch":
+            row["convergence"] = converged(sel, float(s["converged_tolerance"]))
+        if v != "scratch" and corpus is not None:
+            forget[name] = score_split(hub, corpus, s["forgetting_split"], rep["task"], r.device)
+        curves[v][f] = row
+        runs[name] = str(run_dir)
+
+    r.concurrent_runs = parallel = max(1, int(s.get("parallel", 1)))
+    with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
+        for fut in [pool.submit(one, j) for j in jobs]:
+            fut.result()
+    curves = {v: dict(sorted(c.items())) for v, c in curves.items()}
+    png = plot(curves, fractions, counts, zero, r.out)
+    metrics = {"target": str(target), "label": label, "parent": {"path": str(parent), "weights_sha256": pcfg.get("weights_sha256")},
+               "curves": {v: {str(f): x for f, x in c.items()} for v, c in curves.items()},
+               "train_counts": {str(f): n for f, n in counts.items()}, "zero_shot": zero, "forgetting": forget,
+               "runs": runs, "plot": png}
+    r.finish(f"Fine-tuning the foundation model on {label}", body(s, metrics, curves, fractions, counts, zero, forget, png),
+             metrics, s)
+    return metrics

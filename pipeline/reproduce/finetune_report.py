@@ -1,0 +1,122 @@
+"""The fine-tuning result's plot and report body: test errors per data fraction and variant, zero-shot peers,
+the published table where the repository restates one, the claims, scratch convergence and forgetting."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.reproduce.runner import fmt, table
+
+LABELS = {"scratch": "from scratch", "finetune": "fine-tuned", "replay": "fine-tuned with replay"}
+STYLES = {"scratch": "k-o", "finetune": "-s", "replay": "-^"}
+
+
+def published(label: str) -> list[dict]:
+    """The published 100%-data numbers this repository restates (mlearn Si only)."""
+    if label != "Si":
+        return []
+    from pipeline.reproduce.mlearn_si import PUBLISHED
+
+    return PUBLISHED[:2]
+
+
+def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline.evaluate.plots import save_figure
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    xs = [counts[f] for f in fractions]
+    for v, c in curves.items():
+        ax[0].plot(xs, [c[f]["force_mae"] for f in fractions], STYLES.get(v, "-"), label=LABELS.get(v, v))
+        ax[1].plot(xs, [c[f]["energy_mae_mev_atom"] for f in fractions], STYLES.get(v, "-"), label=LABELS.get(v, v))
+    for (name, z), ls in zip(zero.items(), (":", "-.", "--")):
+        ax[0].axhline(z["force_mae"], color="gray", ls=ls, lw=0.8, label=name)
+    for a, lab in ((ax[0], "test force MAE (eV/Å)"), (ax[1], "test energy MAE (meV/atom)")):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel("training structures (fraction of the training split)")
+        a.set_ylabel(lab)
+        a.set_xticks(xs)
+        a.set_xticklabels([f"{counts[f]}\n({100 * f:g}%)" for f in fractions], fontsize=7)
+        a.minorticks_off()
+        a.legend(fontsize=7)
+    return save_figure(fig, out / "force_mae_vs_data.png")
+
+
+def claims(curves: dict, fractions: list[float]) -> tuple[list[str], dict]:
+    top = max(fractions)
+    full = curves["scratch"][top]["force_mae"] if "scratch" in curves else None
+    lines, out = [], {}
+    for v, c in curves.items():
+        if v == "scratch" or full is None:
+            continue
+        reach = [f for f in fractions if c[f]["force_mae"] <= full]
+        small = min(reach) if reach else None
+        beats = c[top]["force_mae"] < full
+        out[v] = {"smallest_fraction_reaching_scratch_full": small, "beats_scratch_at_full": beats,
+                  "scratch_full_force_mae": full, "at_full_force_mae": c[top]["force_mae"]}
+        at25 = small is not None and small <= 0.25
+        lines.append(f"- {LABELS.get(v, v)}: reaches scratch's {100 * top:g}% test force MAE ({fmt(full)} eV/Å) with "
+                     + (f"{100 * small:g}% of the data" if small is not None else "no fraction")
+                     + f" (target: ≤ 25%: {'met' if at25 else 'missed'}); at {100 * top:g}% {fmt(c[top]['force_mae'])} eV/Å "
+                     f"({'beats' if beats else 'does not beat'} scratch).")
+    return lines, out
+
+
+def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, zero: dict, forget: dict, png: str) -> list[str]:
+    label = m["label"]
+    vs = list(curves)
+    header = ["training structures (fraction)"] + [f"{LABELS.get(v, v)}: F MAE (eV/Å)" for v in vs] + \
+             [f"{LABELS.get(v, v)}: E MAE (meV/atom)" for v in vs]
+    rows = [[f"{counts[f]} ({100 * f:g}%)"] + [curves[v][f]["force_mae"] for v in vs] +
+            [curves[v][f]["energy_mae_mev_atom"] for v in vs] for f in fractions]
+    zrows = [[k, z["force_mae"], 1000 * z["energy_mae_per_atom"], 1000 * z["energy_mae_per_atom_shifted"], "this run"]
+             for k, z in zero.items()]
+    zrows += [[p["model"] + " (published, 100%)", p["force_mae"], p["energy_mae_mev_atom"], "—", p["source"]]
+              for p in published(label)]
+    claim_lines, claim = claims(curves, fractions)
+    m["claim"] = claim
+    lines = [f"Target: `{m['target']}` (mlearn format). Parent: `{m['parent']['path']}` (weights sha256 "
+             f"`{m['parent']['weights_sha256']}`).", "",
+             "## Test errors vs training data", "",
+             "Definitions: MAE on the target's test set (the same for every row); force = mean over components of "
+             "|F_pred - F_DFT| (eV/Å); energy = mean over structures of |E_pred - E_DFT| / n_atoms (meV/atom).", "",
+             *table(header, rows), "", f"![test force MAE vs data]({png})", "",
+             "Zero-shot models (no training on the target) and published numbers on the same test set:", "",
+             *table(["model", "F MAE (eV/Å)", "E MAE (meV/atom)", "E MAE, mean offset removed (meV/atom)", "source"], zrows), "",
+             "## Claims", "", *claim_lines, ""]
+    if label == "Si" and "finetune" in curves:
+        best = min((curves[v][max(fractions)] for v in curves if v != "scratch"), key=lambda x: x["force_mae"])
+        lines += [f"- mlearn Si targets (fine-tuned, 100%): force MAE {fmt(best['force_mae'])} eV/Å (target < 0.04: "
+                  f"{'met' if best['force_mae'] < 0.04 else 'missed'}), energy MAE {fmt(best['energy_mae_mev_atom'])} meV/atom "
+                  f"(target < 2.21: {'met' if best['energy_mae_mev_atom'] < 2.21 else 'missed'}).", ""]
+    conv = [[f"{100 * f:g}%", c["convergence"]["late_gain"], "flat" if c["convergence"]["flat"] else "still improving",
+             " ".join(f"{st}:{fmt(v, 3)}" for st, v in c["convergence"]["curve"])]
+            for f, c in curves.get("scratch", {}).items()]
+    if conv:
+        lines += ["## Scratch convergence", "",
+                  f"How it was checked: every scratch run's checkpoints (every {s['train']['ckpt_every']} steps) are scored on "
+                  "val; the run is flat when the best val force RMSE of its last 30% of checkpoints improves on the best "
+                  f"before them by less than {100 * float(s['converged_tolerance']):g}%.", "",
+                  *table(["fraction", "late relative gain", "verdict", "val force RMSE by step (eV/Å)"], conv), ""]
+    if forget:
+        lines += ["## Forgetting", "",
+                  f"The pre-training corpus {forget['parent']['split']} split through the parent's `{forget['parent']['task']}` "
+                  "head, before (parent) and after each fine-tune:", "",
+                  *table(["model", "F MAE (eV/Å)", "F RMSE (eV/Å)", "E MAE (meV/atom)"],
+                         [[k, v["force_mae"], v["force_rmse"], v["energy_mae_mev_atom"]] for k, v in forget.items()]), ""]
+    lines += ["## Protocol (no test-set tuning)", "",
+              "- Fractions are nested subsets of the training split (a hash of each structure); the val split "
+              f"({100 * s['split'].get('val', 0) / sum(s['split'].values()):g}% of the training groups) and the test set "
+              "are the same for every fraction.",
+              f"- Every run: {s['train']['steps']} steps, {s['train']['max_atoms']} atoms per step, warm-up "
+              f"{s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr {s.get('finetune_train', {}).get('lr')} "
+              f"(scratch {s['train']['lr']}), fixed before any run.",
+              f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with element "
+              "references refitted on the target's data; replay draws "
+              f"{100 * float(s['replay']['share']):g}% of each step's structures from the corpus through the `{s['replay']['task']}` head.",
+              "- Every checkpoint is chosen on val force RMSE; the test set is read once per run, after selection.", ""]
+    return lines

@@ -1,0 +1,136 @@
+"""`atomforge reproduce foundation`: pre-train the foundation model on the broad mix, one energy head per dataset,
+direct forces then a conservative stage, and ship the exported folder under models/<name>/.
+
+The report records the data mix, the training compute (counted FLOPs per atom x atoms processed, per stage), the
+validation errors, the shipped model's zero-shot errors on the downstream test sets beside SevenNet-0 and CHGNet
+(measured by `reproduce zero-shot`), and the folder's size against the limit.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pipeline.reproduce.compute import run_compute
+from pipeline.reproduce.runner import Runner, fmt, table
+from pipeline.reproduce.scoring import score_model, zero_shot_rows
+
+
+def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:
+    """(root, build section) of configs/data/<name>.yaml, resolved as `atomforge data build data=<name>` does."""
+    from omegaconf import OmegaConf
+
+    from pipeline.cli import CONFIG_DIR, UsageError
+
+    path = CONFIG_DIR / "data" / f"{name}.yaml"
+    if not path.is_file():
+        raise UsageError(f"reproduce.corpus={name!r}: no configs/data/{name}.yaml")
+    conf = OmegaConf.to_container(OmegaConf.merge({"paths": cfg["paths"]}, {"data": OmegaConf.load(path)}), resolve=True)
+    return Path(root or conf["data"]["root"]), conf["data"]["build"]
+
+
+def build_corpus(r: Runner, cfg: dict) -> Path:
+    """The corpus at its own root (a finished build is reused: the build is resumable and checks its inputs)."""
+    import time
+
+    from data_prep.build import BuildConfig, build
+
+    root, b = corpus_config(cfg, r.s["corpus"], r.s.get("corpus_root"))
+    t = time.perf_counter()
+    r.log(f"corpus {r.s['corpus']} -> {root}")
+    build(BuildConfig(out=str(root), seed=r.s["seed"], **b), progress=False)
+    r.timings[f"build corpus {r.s['corpus']}"] = time.perf_counter() - t
+    return root
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    from pipeline.export.consolidate import find_checkpoint
+
+    return find_checkpoint(run_dir, "latest")
+
+
+def folder_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+
+
+def run(cfg: dict) -> dict:
+    from pipeline.export.hub import export
+
+    r = Runner(cfg)
+    s = r.s
+    corpus = build_corpus(r, cfg)
+    roots = {"teacher": corpus, **{task: r.build(task, srcs, s["split"]) for task, srcs in s["datasets"].items()}}
+    tasks = list(s["model"]["tasks"])
+    if sorted(tasks) != sorted(roots):
+        raise ValueError(f"reproduce.model.tasks {tasks} must name the corpus (teacher) and every dataset {sorted(roots)}")
+    mix = [{"root": str(roots[t]), "task": t} for t in tasks]
+    stages, runs = s["stages"], {}
+    runs["direct"] = r.train("direct", corpus, train=stages["direct"], model={"force_mode": "direct"}, mix=mix)
+    runs["conservative"] = r.train("conservative", corpus, train=stages["conservative"], model={"force_mode": "conservative"},
+                                   mix=mix, init_from=str(last_checkpoint(runs["direct"])))
+    hub, sel = r.select_export(runs["conservative"], corpus, re_weight=float(s["select"].get("re_weight", 0.0)))
+    compute = {k: run_compute(v, corpus) for k, v in runs.items()}
+    total_flops = sum(c["flops"] for c in compute.values())
+
+    test = r.evaluate(hub, corpus, r.out / "corpus_test", split="test", plots=False)["all"] if _has_split(corpus, "test") else None
+    zero = {name: score_model(hub, spec, r.device, s.get("max_structures")) for name, spec in s["zero_shot"].items()}
+    peers = _peers(Path(s["peers_from"]))
+
+    ship = Path(s["ship"])
+    metrics_for_card = {"corpus_test": test, "zero_shot": {k: {m: v[m] for m in ("force_mae", "energy_mae_per_atom_shifted")}
+                                                           for k, v in zero.items()}}
+    export(str(runs["conservative"]), str(ship), checkpoint=sel["best"], metrics=metrics_for_card, fairchem=True)
+    (r.out / "model").exists() and shutil.rmtree(r.out / "model")  # this recipe's own copy, rewritten each run
+    shutil.copytree(ship, r.out / "model")
+    size = folder_mb(ship)
+    if size > float(s["max_ship_mb"]):
+        raise ValueError(f"the shipped folder {ship} is {size:.1f} MB, over reproduce.max_ship_mb={s['max_ship_mb']}")
+
+    counts = {t: json.loads((Path(root) / "card.json").read_text()) for t, root in roots.items()}
+    metrics = {"ship": str(ship), "ship_mb": size, "selected": sel["best"], "val": sel["checkpoints"][sel["best"]],
+               "compute": compute, "total_flops": total_flops, "corpus_test": test, "zero_shot": zero, "peers": peers,
+               "mix": {t: {"root": str(roots[t]), "counts": c.get("counts"), "elements": len(c.get("elements") or []),
+                           "sources": [x.get("type") for x in c.get("sources", [])]} for t, c in counts.items()},
+               "runs": {k: str(v) for k, v in runs.items()}}
+    (r.out / "compute.json").write_text(json.dumps({"stages": compute, "total_flops": total_flops}, indent=1))
+    r.finish(f"Foundation model {ship.name}: pre-trained on the broad mix", _body(s, metrics, zero, peers), metrics, s)
+    return metrics
+
+
+def _has_split(root: Path, split: str) -> bool:
+    return int(json.loads((root / "card.json").read_text()).get("counts", {}).get(split, 0)) > 0
+
+
+def _peers(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    return {name: res["sets"] for name, res in json.loads(path.read_text())["peers"].items()}
+
+
+def _body(s: dict, m: dict, zero: dict, peers: dict) -> list[str]:
+    mix_rows = [[t, json.dumps(v["counts"]), v["elements"], ", ".join(sorted(set(v["sources"])))] for t, v in m["mix"].items()]
+    stage_rows = [[k, c["steps"], c["atoms"], c["flops_per_atom"], c["flops"], c["wall_s"]] for k, c in m["compute"].items()]
+    val = m["val"]
+    lines = [
+        f"Shipped: `{m['ship']}` ({m['ship_mb']:.1f} MB; limit {s['max_ship_mb']} MB), checkpoint {m['selected']} of the "
+        f"conservative stage, chosen on the corpus validation split (force RMSE {fmt(val.get('force_rmse'))} eV/Å).", "",
+        "Load it offline in one line: `atomforge.calculator(\"" + m["ship"] + "\")` (ASE) or "
+        "`atomforge.fairchem_calculator(\"" + m["ship"] + "\")` (fairchem's calculator, the default head).", "",
+        "## Data mix (one energy head and one set of element references per dataset)", "",
+        *table(["task (head)", "structures per split", "elements", "sources"], mix_rows), "",
+        f"Mixing: share_i ∝ n_i^(1/T), T = {s['train'].get('mix_temperature', 1.0)}. No mlearn structure is in any of them.", "",
+        "## Compute", "",
+        "FLOPs = counted forward + backward FLOPs per atom of the stage's model (torch FlopCounterMode on a corpus batch) "
+        "x atoms processed (all ranks, from the run's metrics).", "",
+        *table(["stage", "steps", "atoms processed", "FLOPs/atom", "FLOPs", "wall (s)"], stage_rows), "",
+        f"Total: {m['total_flops']:.3g} FLOPs.", "",
+        "## Errors", "",
+    ]
+    if m["corpus_test"]:
+        t = m["corpus_test"]
+        lines += [f"Corpus test split (teacher head): force MAE {fmt(t['force_mae'])} eV/Å, energy MAE "
+                  f"{fmt(1000 * t['energy_mae_per_atom'])} meV/atom.", ""]
+    lines += ["Zero-shot on the downstream test sets (no fine-tuning; the default head, SevenNet-0-labelled PBE "
+              "references, so energies carry a per-set offset: the shifted MAE removes the mean per-atom difference):", ""]
+    lines += zero_shot_rows(zero, peers, "atomforge (this model)")
+    return lines
