@@ -85,7 +85,7 @@ An interatomic potential ({cfg['ladder_name']}, {cfg['architecture']['force_mode
 - Parent model: {_parent(cfg)}
 - Weights: `model.safetensors`, sha256 `{cfg.get('weights_sha256', '')}`
 
-## Metrics
+{_recipe(cfg)}## Metrics
 
 | metric | value | units |
 |---|---|---|
@@ -94,16 +94,15 @@ An interatomic potential ({cfg['ladder_name']}, {cfg['architecture']['force_mode
 ## Use
 
 ```python
-from pipeline.export import calculator
-atoms.calc = calculator("path/to/this/folder")
+import atomforge
+atoms.calc = atomforge.calculator("path/to/this/folder")
 atoms.get_potential_energy(); atoms.get_forces()
 ```
 
 Through fairchem's calculator (`inference_ckpt.pt`, when exported), checked before it is loaded:
 
 ```python
-from pipeline.export import fairchem_calculator
-atoms.calc = fairchem_calculator("path/to/this/folder", device="cpu")
+atoms.calc = atomforge.fairchem_calculator("path/to/this/folder", device="cpu")
 ```
 
 `inference_ckpt.pt` is a pickle (fairchem's format) that fairchem rebuilds by instantiating the classes it names.
@@ -133,6 +132,28 @@ estimated by the model; check against reference calculations before production u
 ```
 """
     return str(ModelCard(text))
+
+
+def _recipe(cfg: dict) -> str:
+    """How the model was made, when the export recorded it: heads and their data, compute, commit, command."""
+    r = cfg.get("recipe")
+    if not r:
+        return ""
+    mix = "\n".join(f"| `{m['task']}` | {m.get('dataset')} | {m.get('structures')} | {', '.join(m.get('sources') or [])} |"
+                     for m in r.get("data_mix") or [])
+    default = cfg["architecture"].get("default_task") or "-"
+    return f"""## How it was made
+
+- Command: `{r.get('command')}` at commit `{r.get('git_commit')}`
+- Training compute: {r.get('training_flops', 0):.3g} FLOPs (counted per atom x atoms processed, all stages)
+- Stages: {r.get('stages')}
+- Default head (calculators, fairchem, LAMMPS): `{default}`; other heads: `predict(..., task=...)` / `calculator(..., task=...)`
+
+| head (task) | dataset | training structures | sources |
+|---|---|---|---|
+{mix}
+
+"""
 
 
 def _parent(cfg: dict) -> str:

@@ -23,8 +23,9 @@ REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many
 
 
 def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True, metrics: dict | None = None,
-           fairchem: bool = True) -> Path:
-    """Consolidate a run's checkpoint into a hub folder; with `fairchem`, also `inference_ckpt.pt` for fairchem's loaders."""
+           fairchem: bool = True, recipe: dict | None = None) -> Path:
+    """Consolidate a run's checkpoint into a hub folder; with `fairchem`, also `inference_ckpt.pt` for fairchem's loaders;
+    `recipe`: how the model was made (data mix, compute, commit), kept in config.json and shown on the card."""
     out_p = Path(out)
     check_target(out_p, Path(run_dir))
     ck = find_checkpoint(run_dir, checkpoint)
@@ -35,7 +36,7 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
     sd = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in sd.items()}
     tmp = staging(out_p)
     try:
-        _write(tmp, out_p, ck, rec, sd, ema, run_dir, metrics, fairchem)
+        _write(tmp, out_p, ck, rec, sd, ema, run_dir, metrics, fairchem, recipe)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # this export's own staging folder; `out` is untouched
         raise
@@ -43,7 +44,7 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
 
 
 def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run_dir: str, metrics: dict | None,
-           fairchem: bool) -> None:
+           fairchem: bool, recipe: dict | None = None) -> None:
     # sorted names: safetensors keeps insertion order among equal-sized tensors, and the checksum must not depend on it
     save_file(dict(sorted(sd.items())), str(tmp / "model.safetensors"), metadata={"format": "pt"})  # one key: a Rust HashMap orders several at random, changing the checksum
     train, card = rec["train"], rec["card"]
@@ -79,6 +80,8 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
         "parent": parent,
         "weights_sha256": file_sha256(tmp / "model.safetensors"),
     }
+    if recipe:
+        config["recipe"] = recipe
     model = mcfg.build(config["element_references"], config["energy_scale"])
     model.load_state_dict(sd, strict=True)
     config["round_trip"] = _round_trip(model.eval(), run_dir, state["step"], ema)

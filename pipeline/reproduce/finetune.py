@@ -54,6 +54,20 @@ def converged(sel: dict, tol: float) -> dict:
     return {"curve": curve, "late_gain": gain, "flat": gain is not None and gain < tol, "tolerance": tol}
 
 
+def _compute(runs: dict, roots: dict, fractions: list[float], pcfg: dict) -> dict:
+    """FLOPs of one fine-tuning run (the largest fraction) against the parent's pre-training compute."""
+    from pipeline.reproduce.compute import run_compute
+
+    top = max(fractions)
+    name = next((n for n in (f"finetune_{pct(top)}", f"replay_{pct(top)}", f"scratch_{pct(top)}") if n in runs), None)
+    if name is None:
+        return {}
+    one = run_compute(Path(runs[name]), roots[top])
+    pre = (pcfg.get("recipe") or {}).get("training_flops")
+    return {"run": name, "finetune_flops": one["flops"], "pretrain_flops": pre,
+            "ratio": (pre / one["flops"]) if pre and one["flops"] else None}
+
+
 def run(cfg: dict) -> dict:
     cfg = prepare(cfg)
     r = Runner(cfg)
@@ -126,11 +140,12 @@ def run(cfg: dict) -> dict:
         for fut in [pool.submit(one, j) for j in jobs]:
             fut.result()
     curves = {v: dict(sorted(c.items())) for v, c in curves.items()}
+    compute = _compute(runs, roots, fractions, pcfg)
     png = plot(curves, fractions, counts, zero, r.out)
     metrics = {"target": str(target), "label": label, "parent": {"path": str(parent), "weights_sha256": pcfg.get("weights_sha256")},
                "curves": {v: {str(f): x for f, x in c.items()} for v, c in curves.items()},
                "train_counts": {str(f): n for f, n in counts.items()}, "zero_shot": zero, "forgetting": forget,
-               "runs": runs, "plot": png}
+               "compute": compute, "runs": runs, "plot": png}
     r.finish(f"Fine-tuning the foundation model on {label}", body(s, metrics, curves, fractions, counts, zero, forget, png),
              metrics, s)
     return metrics

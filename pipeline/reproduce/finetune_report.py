@@ -88,6 +88,10 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
              "Zero-shot models (no training on the target) and published numbers on the same test set:", "",
              *table(["model", "F MAE (eV/Å)", "E MAE (meV/atom)", "E MAE, mean offset removed (meV/atom)", "source"], zrows), "",
              "## Claims", "", *claim_lines, ""]
+    c = m.get("compute") or {}
+    if c.get("ratio"):
+        lines += [f"- Compute: the parent's pre-training took {c['pretrain_flops']:.3g} FLOPs, {c['ratio']:.1f}x one fine-tuning "
+                  f"run here ({c['run']}: {c['finetune_flops']:.3g} FLOPs; counted FLOPs per atom x atoms processed).", ""]
     if label == "Si" and "finetune" in curves:
         best = min((curves[v][max(fractions)] for v in curves if v != "scratch"), key=lambda x: x["force_mae"])
         lines += [f"- mlearn Si targets (fine-tuned, 100%): force MAE {fmt(best['force_mae'])} eV/Å (target < 0.04: "

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.reproduce.compute import run_compute
-from pipeline.reproduce.runner import Runner, fmt, table
+from pipeline.reproduce.runner import Runner, fmt, provenance, table
 from pipeline.reproduce.scoring import score_model, zero_shot_rows
 
 
@@ -77,20 +77,27 @@ def run(cfg: dict) -> dict:
     peers = _peers(Path(s["peers_from"]))
 
     ship = Path(s["ship"])
-    metrics_for_card = {"corpus_test": test, "zero_shot": {k: {m: v[m] for m in ("force_mae", "energy_mae_per_atom_shifted")}
-                                                           for k, v in zero.items()}}
-    export(str(runs["conservative"]), str(ship), checkpoint=sel["best"], metrics=metrics_for_card, fairchem=True)
-    (r.out / "model").exists() and shutil.rmtree(r.out / "model")  # this recipe's own copy, rewritten each run
+    cards = {t: json.loads((Path(root) / "card.json").read_text()) for t, root in roots.items()}
+    flat = {f"{k}_{m}": v[m] for k, v in zero.items() for m in ("force_mae", "energy_mae_per_atom_shifted")}
+    if test:
+        flat.update({f"corpus_test_{m}": test[m] for m in ("force_mae", "energy_mae_per_atom")})
+    recipe = {"command": "atomforge reproduce foundation" + (" reproduce.smoke=true" if s["variant"] == "smoke" else ""),
+              "git_commit": provenance(r.device)["git_commit"], "training_flops": total_flops,
+              "stages": {k: f"{c['steps']} steps, {c['force_mode']} forces" for k, c in compute.items()},
+              "data_mix": [{"task": t, "dataset": c.get("name"), "structures": (c.get("counts") or {}).get("train"),
+                            "sources": sorted({x.get("type") for x in c.get("sources", [])})} for t, c in cards.items()]}
+    export(str(runs["conservative"]), str(ship), checkpoint=sel["best"], metrics=flat, fairchem=True, recipe=recipe)
+    if (r.out / "model").exists():
+        shutil.rmtree(r.out / "model")  # this recipe's own copy of the shipped folder, rewritten each run
     shutil.copytree(ship, r.out / "model")
     size = folder_mb(ship)
     if size > float(s["max_ship_mb"]):
         raise ValueError(f"the shipped folder {ship} is {size:.1f} MB, over reproduce.max_ship_mb={s['max_ship_mb']}")
 
-    counts = {t: json.loads((Path(root) / "card.json").read_text()) for t, root in roots.items()}
     metrics = {"ship": str(ship), "ship_mb": size, "selected": sel["best"], "val": sel["checkpoints"][sel["best"]],
                "compute": compute, "total_flops": total_flops, "corpus_test": test, "zero_shot": zero, "peers": peers,
                "mix": {t: {"root": str(roots[t]), "counts": c.get("counts"), "elements": len(c.get("elements") or []),
-                           "sources": [x.get("type") for x in c.get("sources", [])]} for t, c in counts.items()},
+                           "sources": [x.get("type") for x in c.get("sources", [])]} for t, c in cards.items()},
                "runs": {k: str(v) for k, v in runs.items()}}
     (r.out / "compute.json").write_text(json.dumps({"stages": compute, "total_flops": total_flops}, indent=1))
     r.finish(f"Foundation model {ship.name}: pre-trained on the broad mix", _body(s, metrics, zero, peers), metrics, s)

@@ -1,0 +1,101 @@
+"""`atomforge reproduce foundation` and `atomforge reproduce finetune target=<folder>` as users run them, in
+their smoke variants: the whole chain (corpus + per-dataset heads, direct then conservative, shipped folder;
+then fine-tuning that folder on a fresh mlearn-format folder given by path, beside scratch, with replay and
+forgetting). Checks the chain, not the numbers."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+
+SI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mlearn" / "Si"
+
+
+def _mlearn_folder(dst: Path, n_train: int = 24, n_test: int = 4) -> Path:
+    """An mlearn-format element folder of our own (not one of ../shared/data's paths): a slice of Si."""
+    dst.mkdir(parents=True)
+    for name, n in (("training.json", n_train), ("test.json", n_test)):
+        records = json.loads((SI / name).read_text())
+        (dst / name).write_text(json.dumps(records[:n]))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def foundation(tmp_path_factory):
+    root = tmp_path_factory.mktemp("foundation")
+    out, work = root / "out", root / "work"
+    rc = main(["reproduce", "foundation", "smoke=true", f"out={out}", f"work={work}"])
+    return rc, out, work
+
+
+@pytest.mark.slow
+def test_foundation_smoke_ships_a_multi_head_conservative_model(foundation):
+    import atomforge
+    from ase.build import bulk
+
+    rc, out, work = foundation
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    ship = Path(m["ship"])
+    assert ship.is_relative_to(work) and (ship / "model.safetensors").is_file() and (ship / "inference_ckpt.pt").is_file()
+    assert sorted(p.name for p in (out / "model").iterdir()) == sorted(p.name for p in ship.iterdir())  # result ships its model
+    cfg = json.loads((ship / "config.json").read_text())
+    arch = cfg["architecture"]
+    assert arch["force_mode"] == "conservative" and sorted(arch["tasks"]) == ["emt", "silicon_re", "teacher"]
+    assert arch["default_task"] == "teacher" and set(arch["task_references"]) == {"emt", "silicon_re", "teacher"}
+    assert arch["task_references"]["teacher"] != arch["task_references"]["silicon_re"]  # each dataset its own zero
+    assert [c["force_mode"] for c in m["compute"].values()] == ["direct", "conservative"]
+    assert all(c["flops"] > 0 and c["atoms"] > 0 for c in m["compute"].values())
+    assert m["ship_mb"] < 50 and cfg["recipe"]["training_flops"] == pytest.approx(m["total_flops"])
+    card = (ship / "README.md").read_text()
+    assert "## How it was made" in card and "`silicon_re`" in card and "FLOPs" in card
+    for name, row in m["zero_shot"].items():
+        assert math.isfinite(row["force_mae"]), name
+    report = (out / "report.md").read_text()
+    assert "sevennet:7net-0" in report and "chgnet:0.3.0" in report and "atomforge (this model)" in report
+
+    a = bulk("Si", "diamond", a=5.43, cubic=True)
+    a.rattle(0.05, seed=0)
+    a.calc = atomforge.calculator(str(ship))
+    e_ours = a.get_potential_energy()
+    a.calc = atomforge.fairchem_calculator(str(ship))  # the default head, through fairchem's calculator
+    assert a.get_potential_energy() == pytest.approx(e_ours, abs=1e-4)
+    a.calc = atomforge.calculator(str(ship), task="silicon_re")
+    assert abs(a.get_potential_energy() - e_ours) > 1e-3  # another head, other references
+    with pytest.raises(ValueError, match="not one of this model's heads"):
+        atomforge.calculator(str(ship), task="nope").get_potential_energy(a)
+
+
+@pytest.mark.slow
+def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, capsys):
+    rc, out, _ = foundation
+    assert rc == 0
+    ship = json.loads((out / "metrics.json").read_text())["ship"]
+    target = _mlearn_folder(tmp_path / "data" / "Xy")
+    ft_out, ft_work = tmp_path / "out", tmp_path / "work"
+    rc = main(["reproduce", "finetune", "smoke=true", f"target={target}", f"parent={ship}", f"out={ft_out}", f"work={ft_work}"])
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads((ft_out / "metrics.json").read_text())
+    assert m["label"] == "Xy" and set(m["curves"]) == {"scratch", "finetune", "replay"}
+    for v, curve in m["curves"].items():
+        for row in curve.values():
+            assert math.isfinite(row["force_mae"]) and row["n_train"] > 0, v
+    assert "convergence" in m["curves"]["scratch"]["0.5"]
+    assert set(m["forgetting"]) == {"parent", "finetune_050", "replay_050"}
+    assert all(f["task"] == "teacher" for f in m["forgetting"].values())
+    assert set(m["zero_shot"]) == {"foundation (zero-shot)", "sevennet:7net-0 (zero-shot)"}
+    hub = Path(m["runs"]["replay_050"]) / "hub"
+    arch = json.loads((hub / "config.json").read_text())["architecture"]
+    assert "target" in arch["tasks"] and "teacher" in arch["tasks"] and arch["default_task"] == "target"
+    assert (ft_out / "force_mae_vs_data.png").is_file() and "## Forgetting" in (ft_out / "report.md").read_text()
+
+
+def test_finetune_refuses_a_folder_that_is_not_mlearn_format(tmp_path, capsys):
+    (tmp_path / "Xy").mkdir()
+    rc = main(["reproduce", "finetune", f"target={tmp_path / 'Xy'}", f"out={tmp_path / 'o'}", f"work={tmp_path / 'w'}"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "not an mlearn-format element folder (missing training.json, test.json)" in err
