@@ -53,8 +53,9 @@ HELP = {
     "sweep run": ("plan + launch + collect + fit in one command.", ("sweep", "cluster"), ("sweep=<entry>",),
                   "atomforge sweep run sweep=emt_demo"),
     "reproduce": ("Run one published comparison end to end and write results/<name>/ (report, metrics, plots, model).",
-                  ("reproduce",), ("smoke=true", "out=<results folder>", "work=<work folder>"),
-                  "atomforge reproduce mlearn-si smoke=true out=/tmp/r work=/tmp/w"),
+                  ("reproduce",), ("smoke=true", "out=<results folder>", "work=<work folder>",
+                                    "target=<mlearn-format folder> (finetune)", "parent=<exported model folder> (finetune)"),
+                  "atomforge reproduce finetune target=../shared/data/mlearn/Mo"),
 }
 ACTIONS = {"data": ("build",), "eval": ("select",), "export": ("push",),
            "sweep": ("plan", "launch", "collect", "fit", "run")}

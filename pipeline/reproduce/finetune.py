@@ -111,18 +111,21 @@ def run(cfg: dict) -> dict:
     curves: dict = {v: {} for v in variants}
     runs: dict = {}
 
+    budget = {float(k): int(n) for k, n in (s.get("steps_by_fraction") or {}).items()}
+
     def one(job):
         v, f = job
         name, root = f"{v}_{pct(f)}", roots[f]
+        steps = {"steps": budget[f]} if f in budget else {}  # the same for every variant of a fraction
         if v == "scratch":
-            run_dir = r.train(name, root, model=scratch_model)
+            run_dir = r.train(name, root, train=steps, model=scratch_model)
         else:
             extra = {"init_from": str(parent), "init_task": "target", "init_task_from": rep["task"]}
             if v == "replay":
                 share = float(rep["share"])
                 extra["mix"] = [{"root": str(root), "task": "target", "weight": 1.0 - share},
                                 {"root": str(corpus), "task": rep["task"], "weight": share}]
-            run_dir = r.train(name, root, train=s.get("finetune_train"), **extra)
+            run_dir = r.train(name, root, train={**(s.get("finetune_train") or {}), **steps}, **extra)
         hub, sel = r.select_export(run_dir, root)
         a = r.evaluate(hub, root, r.out / "evals" / name, plots=False)["all"]
         row = {"force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],

@@ -19,6 +19,11 @@ def published(label: str) -> list[dict]:
     return PUBLISHED[:2]
 
 
+def _budget(s: dict) -> str:
+    by = s.get("steps_by_fraction") or {}
+    return ", ".join(f"{100 * float(f):g}%: {n}" for f, n in by.items()) or str(s["train"]["steps"])
+
+
 def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Path) -> str:
     import matplotlib
 
@@ -116,7 +121,7 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
               "- Fractions are nested subsets of the training split (a hash of each structure); the val split "
               f"({100 * s['split'].get('val', 0) / sum(s['split'].values()):g}% of the training groups) and the test set "
               "are the same for every fraction.",
-              f"- Every run: {s['train']['steps']} steps, {s['train']['max_atoms']} atoms per step, warm-up "
+              f"- Every run of a fraction: the same steps ({_budget(s)}), {s['train']['max_atoms']} atoms per step, warm-up "
               f"{s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr {s.get('finetune_train', {}).get('lr')} "
               f"(scratch {s['train']['lr']}), fixed before any run.",
               f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with element "

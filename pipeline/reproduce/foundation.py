@@ -140,4 +140,23 @@ def _body(s: dict, m: dict, zero: dict, peers: dict) -> list[str]:
     lines += ["Zero-shot on the downstream test sets (no fine-tuning; the default head, SevenNet-0-labelled PBE "
               "references, so energies carry a per-set offset: the shifted MAE removes the mean per-atom difference):", ""]
     lines += zero_shot_rows(zero, peers, "atomforge (this model)")
+    lines += ["## Size choice", "", *size_choice(s, m), ""]
     return lines
+
+
+def size_choice(s: dict, m: dict) -> list[str]:
+    """What the committed scaling fit says about the model size for this compute, and what was chosen."""
+    import numpy as np
+
+    path = Path(s.get("scaling_fit") or "")
+    name = s["model"]["name"]
+    out = [f"Chosen: `{name}`. {s.get('size_reason', '')}".rstrip()]
+    if path.is_file():
+        fit = json.loads(path.read_text())
+        co = fit.get("compute_optimal") or {}
+        if co.get("C"):
+            n_opt = float(np.exp(np.interp(np.log(m["total_flops"]), np.log(co["C"]), np.log(co["N_opt"]))))
+            out.append(f"The committed fit `{path}` (loss {fit.get('loss')}, held-out relative error "
+                       f"{fit.get('heldout_rel_error')}) puts the compute-optimal size at this run's {m['total_flops']:.3g} FLOPs "
+                       f"near N = {n_opt:.3g} non-embedding parameters.")
+    return out
