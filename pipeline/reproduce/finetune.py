@@ -54,6 +54,23 @@ def converged(sel: dict, tol: float) -> dict:
     return {"curve": curve, "late_gain": gain, "flat": gain is not None and gain < tol, "tolerance": tol}
 
 
+def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> dict | None:
+    """The fine-tuned model of the largest fraction with the lowest val force RMSE (never chosen on test), copied
+    beside the report so anyone can re-evaluate the published numbers."""
+    import shutil
+
+    top = max(fractions)
+    cands = [(c[top]["val_force_rmse"], v) for v, c in curves.items() if v != "scratch" and top in c]
+    if not cands:
+        return None
+    _, v = min(cands)
+    src = Path(runs[f"{v}_{pct(top)}"]) / "hub"
+    if dst.exists():
+        shutil.rmtree(dst)  # this recipe's own copy, rewritten each run
+    shutil.copytree(src, dst)
+    return {"variant": v, "fraction": top, "from": str(src), "folder": str(dst)}
+
+
 def _compute(runs: dict, roots: dict, fractions: list[float], pcfg: dict) -> dict:
     """FLOPs of one fine-tuning run (the largest fraction) against the parent's pre-training compute."""
     from pipeline.reproduce.compute import run_compute
@@ -144,11 +161,12 @@ def run(cfg: dict) -> dict:
             fut.result()
     curves = {v: dict(sorted(c.items())) for v, c in curves.items()}
     compute = _compute(runs, roots, fractions, pcfg)
+    shipped = ship_best(curves, runs, fractions, r.out / "model")
     png = plot(curves, fractions, counts, zero, r.out)
     metrics = {"target": str(target), "label": label, "parent": {"path": str(parent), "weights_sha256": pcfg.get("weights_sha256")},
                "curves": {v: {str(f): x for f, x in c.items()} for v, c in curves.items()},
                "train_counts": {str(f): n for f, n in counts.items()}, "zero_shot": zero, "forgetting": forget,
-               "compute": compute, "runs": runs, "plot": png}
+               "compute": compute, "model": shipped, "runs": runs, "plot": png}
     r.finish(f"Fine-tuning the foundation model on {label}", body(s, metrics, curves, fractions, counts, zero, forget, png),
              metrics, s)
     return metrics

@@ -93,6 +93,10 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
              "Zero-shot models (no training on the target) and published numbers on the same test set:", "",
              *table(["model", "F MAE (eV/Å)", "E MAE (meV/atom)", "E MAE, mean offset removed (meV/atom)", "source"], zrows), "",
              "## Claims", "", *claim_lines, ""]
+    if m.get("model"):
+        mm = m["model"]
+        lines += [f"- Shipped beside this report: `model/`, the {LABELS.get(mm['variant'], mm['variant'])} model at "
+                  f"{100 * mm['fraction']:g}% (of the fine-tuned variants, the lower val force RMSE).", ""]
     c = m.get("compute") or {}
     if c.get("ratio"):
         lines += [f"- Compute: the parent's pre-training took {c['pretrain_flops']:.3g} FLOPs, {c['ratio']:.1f}x one fine-tuning "

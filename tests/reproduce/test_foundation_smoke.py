@@ -15,12 +15,13 @@ from pipeline.cli import main
 SI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mlearn" / "Si"
 
 
-def _mlearn_folder(dst: Path, n_train: int = 24, n_test: int = 4) -> Path:
-    """An mlearn-format element folder of our own (not one of ../shared/data's paths): a slice of Si."""
+def _mlearn_folder(dst: Path, every: int = 8, n_test: int = 4) -> Path:
+    """An mlearn-format element folder of our own (not one of ../shared/data's paths): every 8th Si training
+    record (all of the file's groups, so val is never empty) and a few test records."""
     dst.mkdir(parents=True)
-    for name, n in (("training.json", n_train), ("test.json", n_test)):
-        records = json.loads((SI / name).read_text())
-        (dst / name).write_text(json.dumps(records[:n]))
+    train = json.loads((SI / "training.json").read_text())[::every]
+    (dst / "training.json").write_text(json.dumps(train))
+    (dst / "test.json").write_text(json.dumps(json.loads((SI / "test.json").read_text())[:n_test]))
     return dst
 
 
@@ -91,6 +92,7 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     hub = Path(m["runs"]["replay_050"]) / "hub"
     arch = json.loads((hub / "config.json").read_text())["architecture"]
     assert "target" in arch["tasks"] and "teacher" in arch["tasks"] and arch["default_task"] == "target"
+    assert json.loads((ft_out / "model" / "config.json").read_text())["architecture"]["default_task"] == "target"
     assert (ft_out / "force_mae_vs_data.png").is_file() and "## Forgetting" in (ft_out / "report.md").read_text()
 
 
