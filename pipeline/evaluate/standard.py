@@ -36,13 +36,14 @@ def read_split(root: str, split: str):
                 last = raw["__key__"]
                 if last in want and last not in got:
                     raw["__url__"] = str(path)
+                    try:  # decoded first: a CRC failure names the member
+                        sample = decode(raw)
+                    except ValueError as e:  # names key, shard and the failing member
+                        raise CorruptShard(str(e)) from None
                     if digests and sample_digest(raw) != want[last]:
                         mismatched.add(last)  # unless a later sample of this key is the recorded one
                         continue
-                    try:
-                        got[last] = decode(raw)
-                    except ValueError as e:  # names key, shard and the failing member
-                        raise CorruptShard(str(e)) from None
+                    got[last] = sample
             bad = sorted(mismatched - set(got))
             if bad:
                 raise CorruptShard(f"sample {bad[0]} in {path} does not match its recorded sha256 digest: its "
