@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.reproduce.finetune_report import body, plot
-from pipeline.reproduce.foundation import corpus_config
+from pipeline.reproduce.foundation import build_corpus
 from pipeline.reproduce.pretrain_finetune import fraction_sources, pct
 from pipeline.reproduce.runner import Runner
 from pipeline.reproduce.scoring import score_model, score_split
@@ -102,11 +102,7 @@ def run(cfg: dict) -> dict:
     rep = s["replay"]
     corpus = None
     if "replay" in variants or s.get("forgetting_split"):
-        from data_prep.build import BuildConfig, build
-
-        corpus, b = corpus_config(cfg, rep["corpus"], rep.get("corpus_root"))
-        r.log(f"pre-training corpus {rep['corpus']} -> {corpus}")
-        build(BuildConfig(out=str(corpus), seed=s["seed"], **b), progress=False)
+        corpus = build_corpus(r, cfg, rep["corpus"], rep.get("corpus_root"))
 
     test_spec = {"type": "mlearn", "path": str(target / "test.json")}
     zero = {"foundation (zero-shot)": score_model(parent, test_spec, r.device, limit)}

@@ -29,17 +29,17 @@ def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:
     return Path(root or conf["data"]["root"]), conf["data"]["build"]
 
 
-def build_corpus(r: Runner, cfg: dict) -> Path:
+def build_corpus(r: Runner, cfg: dict, name: str, root: str | None = None) -> Path:
     """The corpus at its own root (a finished build is reused: the build is resumable and checks its inputs)."""
     import time
 
     from data_prep.build import BuildConfig, build
 
-    root, b = corpus_config(cfg, r.s["corpus"], r.s.get("corpus_root"))
+    root, b = corpus_config(cfg, name, root)
     t = time.perf_counter()
-    r.log(f"corpus {r.s['corpus']} -> {root}")
+    r.log(f"corpus {name} -> {root}")
     build(BuildConfig(out=str(root), seed=r.s["seed"], **b), progress=False)
-    r.timings[f"build corpus {r.s['corpus']}"] = time.perf_counter() - t
+    r.timings[f"build corpus {name}"] = time.perf_counter() - t
     return root
 
 
@@ -58,7 +58,7 @@ def run(cfg: dict) -> dict:
 
     r = Runner(cfg)
     s = r.s
-    corpus = build_corpus(r, cfg)
+    corpus = build_corpus(r, cfg, s["corpus"], s.get("corpus_root"))
     roots = {"teacher": corpus, **{task: r.build(task, srcs, s["split"]) for task, srcs in s["datasets"].items()}}
     tasks = list(s["model"]["tasks"])
     if sorted(tasks) != sorted(roots):
