@@ -160,4 +160,6 @@ def _parent(cfg: dict) -> str:
     p = cfg.get("parent")
     if not p:
         return "none (trained from scratch)"
+    if not p.get("name"):  # a training checkpoint, not an exported model: an earlier stage of the same recipe
+        return f"continued from the training checkpoint `{p.get('path')}` (an earlier stage of this model's recipe)"
     return f"fine-tuned from `{p.get('name')}` ({p.get('path')}, weights sha256 `{p.get('weights_sha256')}`)"
