@@ -1,4 +1,4 @@
-"""ASE calculator over an exported folder (or a Potential), and batched prediction for many structures."""
+"""ASE calculator over an exported folder (or a Potential); predictions go through the one batched predictor."""
 from __future__ import annotations
 
 import warnings
@@ -7,42 +7,8 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from data_prep.structure import Structure
-from pipeline.data.convert import DEFAULT_TASK, structures_to_batch
-
-
-def _check_elements(model, numbers):
-    allowed = set(model.elements)
-    bad = sorted(set(int(z) for z in numbers) - allowed)
-    if bad:
-        from ase.data import chemical_symbols
-
-        raise ValueError(f"elements {[chemical_symbols[z] for z in bad]} are outside this model's list "
-                         f"{[chemical_symbols[z] for z in sorted(allowed)]}")
-
-
-def predict(model, atoms_list, device: str = "cpu", task: str | None = None) -> list[dict]:
-    """Energy, forces (and stress) for many structures in one batch; `task`: which energy head of a model with
-    per-task heads (default: its default head)."""
-    structs = []
-    for a in atoms_list:
-        _check_elements(model, a.numbers)
-        structs.append(Structure.from_atoms(a, energy=0.0))
-    if task is not None and task not in model.tasks:
-        raise ValueError(f"task {task!r} is not one of this model's heads {model.tasks or ['(one shared head)']}")
-    batch = structures_to_batch(structs, task or DEFAULT_TASK).to(device)
-    grad = model.cfg.force_mode == "conservative"
-    with torch.set_grad_enabled(grad):
-        out = model(batch)
-    counts = batch["natoms"].tolist()
-    forces = torch.split(out["forces"].detach().cpu(), counts)
-    res = []
-    for i, a in enumerate(atoms_list):
-        r = {"energy": float(out["energy"][i]), "forces": forces[i].double().numpy()}
-        if "stress" in out:
-            r["stress"] = out["stress"][i].detach().cpu().double().numpy()
-        res.append(r)
-    return res
+from pipeline.models.folder import load
+from pipeline.models.predict import predict
 
 
 class DirectForcesWarning(UserWarning):
@@ -83,6 +49,4 @@ def calculator(path_or_model, device: str = "cpu", task: str | None = None) -> A
     """`task`: the energy head of a model with one head per dataset (default: the head it was exported with)."""
     if isinstance(path_or_model, torch.nn.Module):
         return AtomforgeCalculator(path_or_model, device, task)
-    from pipeline.export.hub import load
-
     return AtomforgeCalculator(load(path_or_model, device), device, task)
