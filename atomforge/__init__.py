@@ -7,10 +7,11 @@
 """
 from __future__ import annotations
 
+from data_prep.errors import AtomforgeError, UsageError
 from pipeline.export import calculator, fairchem_calculator, from_pretrained, load
-from pipeline.export.calculator import predict as _predict
+from pipeline.models.predict import predict as _predict
 
-__all__ = ["from_pretrained", "load", "calculator", "fairchem_calculator", "predict"]
+__all__ = ["from_pretrained", "load", "calculator", "fairchem_calculator", "predict", "AtomforgeError", "UsageError"]
 
 
 def predict(model_or_path, atoms_list, device: str = "cpu") -> list[dict]:

@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from pipeline.models.potential import build_model
 
 KINDS = ("bulk", "strain", "rattle", "vacancy", "surface", "md")
 
@@ -73,7 +74,7 @@ def write_aselmdb(root: Path, path: Path) -> int:
     import ase.db
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from pipeline.evaluate.standard import read_split
+    from pipeline.data.split import read_split
 
     n = 0
     with ase.db.connect(str(path)) as db:
@@ -110,7 +111,7 @@ def train_consumption(root: Path, max_atoms: int, steps: int) -> dict:
     from pipeline.models.config import ModelConfig
 
     card = json.loads((root / "card.json").read_text())
-    model = ModelConfig(name="esen_xs").build(card["element_references"], card["force_rms"] or 1.0)
+    model = build_model(ModelConfig(name="esen_xs"), card["element_references"], card["force_rms"] or 1.0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     it = iter(make_loader(LoaderConfig(root=str(root), max_atoms=max_atoms)))
     batches = [next(it) for _ in range(steps + 1)]

@@ -15,12 +15,13 @@ import logging
 from pathlib import Path
 
 from webdataset.tariterators import group_by_keys, tar_file_expander
+from data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # roots already warned about (once per process, not once per epoch)
 
 
-class CorruptShard(ValueError):
+class CorruptShard(AtomforgeError, ValueError):
     """A shard, or a sample in it, that fails a check; the message names the shard (and the key where one is known)."""
 
 

@@ -9,6 +9,7 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+from data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".build.lock"
@@ -26,7 +27,7 @@ def drop_inherited() -> None:
         HELD.discard(fd)
 
 
-class FolderLocked(RuntimeError):
+class FolderLocked(AtomforgeError, RuntimeError):
     pass
 
 

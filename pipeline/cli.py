@@ -7,6 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from data_prep.errors import AtomforgeError, UsageError
+from pipeline.compose import CONFIG_DIR, compose, plain as _plain, require_dataset as _require_dataset, train_config  # noqa: F401 (the CLI's names)
+
 USAGE = """usage: atomforge <stage> [group=entry] [key=value ...]
 
 stages:
@@ -25,46 +28,12 @@ stages:
 
 Set ATOMFORGE_DEBUG=1 for full tracebacks."""
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema", "fairchem", "repo", "private"), "eval": ("run", "split", "out"),
               "plan": ("gpu_gib",), "models": ("flops",), "reproduce": ("smoke", "out", "work", "target", "parent", "label")}  # bare keys of a stage -> <stage>.<key>
 
 
-class UsageError(Exception):
-    pass
-
-
-class Interrupted(Exception):
+class Interrupted(AtomforgeError):
     """Ctrl-C during training: the ranks wrote the same checkpoint a SIGTERM makes."""
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hcompose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return hcompose(config_name="config", overrides=overrides)
-
-
-def _plain(cfg) -> dict:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(cfg, resolve=True)
-
-
-def train_config(cfg: dict):
-    from pipeline.train.config import TrainConfig
-
-    root = Path(cfg["data"]["root"])
-    _require_dataset(root, cfg["data"]["name"])
-    return TrainConfig.from_dict({"run_dir": cfg["run_dir"], "data_root": str(root), "model": cfg["model"],
-                                  "deepspeed": cfg["deepspeed"], "world_size": cfg["world_size"], "seed": cfg["seed"], **cfg["train"]})
-
-
-def _require_dataset(root: Path, name: str):
-    if not root.is_dir():
-        raise UsageError(f"no built dataset at {root}: run `atomforge data build data={name}` first")
-    if not (root / "manifest.parquet").is_file() or not list((root / "shards").glob("*.tar")):
-        raise UsageError(f"{root} has no shards or manifest: it is not a finished build (rerun `atomforge data build data={name}`)")
 
 
 def stage_data(cfg: dict, args: list[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # = pipeline.compose.CONFIG_DIR; help must not import hydra
 
 # stage -> (one-line purpose, groups it reads, common overrides, example); actions are "stage action"
 HELP = {

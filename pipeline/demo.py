@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pipeline.models.potential import build_model
 
 
 def _step(i: int, text: str):
@@ -14,12 +15,13 @@ def _step(i: int, text: str):
 
 def run_demo(cfg: dict) -> dict:
     from data_prep.build import BuildConfig, build
-    from pipeline.cli import UsageError, train_config
+    from data_prep.errors import UsageError
+    from pipeline.compose import train_config
     from pipeline.evaluate.run import evaluate
     from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
     from pipeline.export.hub import export, load
-    from pipeline.evaluate.standard import read_split
-    from pipeline.export.calculator import predict
+    from pipeline.data.split import read_split
+    from pipeline.models.predict import predict
     from pipeline.train.launch import launch
 
     root = cfg["data"]["root"]
@@ -45,7 +47,7 @@ def run_demo(cfg: dict) -> dict:
 
     _step(5, "reload the exported folder and predict; compare with the trained model")
     model = load(hub)
-    trained = tc.model.build(model.hub_config["element_references"], model.hub_config["energy_scale"])
+    trained = build_model(tc.model, model.hub_config["element_references"], model.hub_config["energy_scale"])
     trained.load_state_dict(consolidated_state_dict(find_checkpoint(tc.run_dir)))
     trained.eval()
     structs = [s.to_atoms() for _, s in zip(range(4), read_split(root, "test"))]

@@ -34,7 +34,9 @@ def make_source(spec: dict) -> Source:
     elif kind == "asedb":
         from data_prep.sources.asedb import AseDBSource as cls
     elif kind == "subset":  # a deterministic fraction of another source: {"type": "subset", "source": {...}, "fraction": f}
-        from data_prep.sources.subset import SubsetSource as cls
+        from data_prep.sources.subset import SubsetSource
+
+        return SubsetSource(**spec, make_source=make_source)
     elif kind == "python":  # a reader of one's own: {"type": "python", "target": "module:Class", ...kwargs}
         cls = _import_target(spec.pop("target", None))
     else:

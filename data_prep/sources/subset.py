@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterator
 
+from data_prep.fingerprint import task_inputs
 from data_prep.split import assign_split
 from data_prep.structure import Structure
 
@@ -22,9 +23,8 @@ def keep(structure: Structure, fraction: float, seed: int) -> bool:
 
 class SubsetSource:
     def __init__(self, source: dict, fraction: float, seed: int = 0, split_fractions: dict | None = None, split_seed: int = 0,
-                 only_split: str = "train"):
-        from data_prep.sources import make_source
-
+                 only_split: str = "train", make_source=None):
+        # the registry passes itself in (make_source), so the wrapper needs no import of the package it belongs to
         if not 0.0 < float(fraction) <= 1.0:
             raise ValueError(f"subset fraction must be in (0, 1], got {fraction}")
         spec = dict(source)
@@ -39,8 +39,6 @@ class SubsetSource:
         return self.inner.tasks()
 
     def inputs(self, task) -> list[str]:
-        from data_prep.fingerprint import task_inputs
-
         return task_inputs(self.inner, self.inner_spec, task)
 
     def read(self, task) -> Iterator[Structure]:

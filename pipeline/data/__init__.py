@@ -1,3 +1,4 @@
+"""Layer 1 of pipeline: built shards -> fairchem AtomicData batches (loader, epoch plans, mixes, the split reader)."""
 from pipeline.data.convert import structure_to_atomicdata, structures_to_batch
 from pipeline.data.loader import LoaderConfig, ShardBatches, make_loader
 from pipeline.data.plan import epoch_plan, mix_shares, mixed_plan

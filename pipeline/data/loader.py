@@ -24,6 +24,7 @@ from data_prep.integrity import ShardHashMismatch, ShardReader, expected_hash, r
 from data_prep.sample_codec import decode
 from pipeline.data.convert import structures_to_batch
 from pipeline.data.plan import epoch_plan, load_index, mixed_plan
+from data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class LoaderConfig:
     epoch_size: int | None = None  # samples per epoch over the mix (default: sum of the datasets' sizes)
 
 
-class CorruptInput(RuntimeError):
+class CorruptInput(AtomforgeError, RuntimeError):
     """A damaged shard or sample under on_error=raise; the message names the shard and the key."""
 
 

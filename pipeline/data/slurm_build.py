@@ -21,11 +21,12 @@ from pathlib import Path
 from data_prep.build import BuildConfig, _run_task, plan_tasks, task_done
 from data_prep.finalize import finalize
 from data_prep.lock import OutputLock
+from data_prep.errors import AtomforgeError
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-class SlurmBuildError(RuntimeError):
+class SlurmBuildError(AtomforgeError, RuntimeError):
     pass
 
 

@@ -41,7 +41,7 @@ class Peer:
                              f"it knows {len(self.elements())} elements")
 
     def predict(self, structures, chunk: int = 64):
-        """(structure, pred dict of numpy arrays) pairs like pipeline.evaluate.standard.predict_structures."""
+        """(structure, pred dict of numpy arrays) pairs like pipeline.models.predict.predict_structures."""
         buf = []
 
         def flush():

@@ -11,7 +11,9 @@ from pipeline.evaluate.peers import Peer, is_peer
 from pipeline.evaluate.rare_events import DEFINITIONS as RE_DEFINITIONS
 from pipeline.evaluate.rare_events import REAccumulator, dft_noise_floor, rare_event_metrics, re_mask
 from pipeline.evaluate.report import write_report
-from pipeline.evaluate.standard import predict_structures, read_split, standard_metrics
+from pipeline.data.split import read_split
+from pipeline.evaluate.standard import standard_metrics
+from pipeline.models.predict import predict_structures
 
 
 def load_model(path: str, device: str = "cpu"):
@@ -19,7 +21,7 @@ def load_model(path: str, device: str = "cpu"):
     if is_peer(path):
         return Peer(path, device)
     p = Path(path)
-    from pipeline.export.hub import load
+    from pipeline.models.folder import load
 
     if (p / "config.json").is_file() and (p / "model.safetensors").is_file():
         return load(p, device)
@@ -63,7 +65,7 @@ def evaluate(model_path: str, data_root: str, split: str, out_dir: str, device: 
         from ase.calculators.emt import EMT
 
         from pipeline.evaluate.properties import property_suite
-        from pipeline.export.calculator import calculator
+        from pipeline.models.calculator import calculator
 
         make_calc = model.calculator if isinstance(model, Peer) else (lambda: calculator(model, device))
         props = property_suite(make_calc, EMT, elements=tuple(properties["elements"]),

@@ -8,7 +8,9 @@ import tempfile
 from pathlib import Path
 
 from pipeline.evaluate.rare_events import rare_event_metrics
-from pipeline.evaluate.standard import predict_structures, read_split, standard_metrics
+from pipeline.data.split import read_split
+from pipeline.evaluate.standard import standard_metrics
+from pipeline.models.predict import predict_structures
 
 
 def selection_score(force_rmse: float, re_force_rms: float | None, re_weight: float = 1.0) -> float:

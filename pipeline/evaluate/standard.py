@@ -4,90 +4,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import torch
-from pathlib import Path
 
-from data_prep.integrity import (CorruptShard, ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes,
-                                 sample_digest)
-from data_prep.sample_codec import decode
-from pipeline.data.convert import structures_to_batch
-from pipeline.data.plan import load_index
-
-
-def read_split(root: str, split: str):
-    """Yield the split's Structures shard by shard (evaluation reads everything once, unshuffled).
-
-    A shard's structures are yielded only once the whole shard has passed its checks (npz CRCs, its sha256
-    against the card, each sample's sha256 against the manifest's digest): an evaluation never scores part of a
-    damaged shard. A shard failing its sha256 whose samples all match their digests is read (the damage is
-    outside them); in a dataset built before digests it is refused. Any damage is a one-line CorruptShard (a
-    ValueError) naming the shard, and the sample where one is to blame."""
-    root = Path(root)
-    index = load_index(str(root / "manifest.parquet"), split)
-    hashes = recorded_hashes(root)
-    for shard, samples in index.items():
-        path = root / "shards" / shard
-        want, got, last = {s.key: s.digest for s in samples}, {}, None
-        digests = all(want.values())
-        try:
-            reader = ShardReader(path, expected_hash(hashes, path))
-            mismatched = set()  # a shard can hold a sample quarantined after it was written under a kept key
-            for raw in reader:
-                last = raw["__key__"]
-                if last in want and last not in got:
-                    raw["__url__"] = str(path)
-                    try:  # decoded first: a CRC failure names the member
-                        sample = decode(raw)
-                    except ValueError as e:  # names key, shard and the failing member
-                        raise CorruptShard(str(e)) from None
-                    if digests and sample_digest(raw) != want[last]:
-                        mismatched.add(last)  # unless a later sample of this key is the recorded one
-                        continue
-                    got[last] = sample
-            bad = sorted(mismatched - set(got))
-            if bad:
-                raise CorruptShard(f"sample {bad[0]} in {path} does not match its recorded sha256 digest: its "
-                                   f"bytes changed since the build")
-            try:
-                reader.verify()
-            except ShardHashMismatch:
-                if not digests or len(got) < len(want):
-                    raise
-        except CorruptShard:
-            raise
-        except Exception as e:  # truncated tar, bad header
-            raise CorruptShard(f"shard {path} is unreadable after key {last}: {reason(e)}") from None
-        if len(got) < len(want):
-            raise CorruptShard(f"shard {path} lacks {len(want) - len(got)} sample(s) of the manifest, e.g. key "
-                               f"{sorted(set(want) - set(got))[0]}")
-        yield from got.values()
-
-
-def predict_structures(model, structures, batch_atoms: int = 512, device: str = "cpu", task: str | None = None):
-    """(structure, pred dict of numpy arrays) pairs, batched by atom budget; `task`: the energy head of a model
-    with per-task heads (default: its default head)."""
-    grad = model.cfg.force_mode == "conservative"
-    buf, n = [], 0
-
-    def flush():
-        batch = (structures_to_batch(buf, task) if task else structures_to_batch(buf)).to(device)
-        with torch.set_grad_enabled(grad):
-            out = model(batch)
-        forces = torch.split(out["forces"].detach().cpu().double(), batch["natoms"].tolist())
-        for i, s in enumerate(buf):
-            p = {"energy": float(out["energy"][i]), "forces": forces[i].numpy()}
-            if "stress" in out:
-                p["stress"] = out["stress"][i].detach().cpu().double().numpy()
-            yield s, p
-
-    for s in structures:
-        if buf and n + s.n_atoms > batch_atoms:
-            yield from flush()
-            buf, n = [], 0
-        buf.append(s)
-        n += s.n_atoms
-    if buf:
-        yield from flush()
+from pipeline.data.split import read_split  # noqa: F401 (evaluation's names)
+from pipeline.models.predict import predict_structures  # noqa: F401
 
 
 class ErrorAccumulator:

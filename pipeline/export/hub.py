@@ -7,17 +7,17 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from data_prep.schema import UNITS
 from pipeline.export.card import model_card
 from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 from data_prep.integrity import file_sha256
-from pipeline.export.files import (CONFIG, FAIRCHEM_CKPT, WEIGHTS, UnsafeFolderError, check_file, check_target, inside,
-                                   publish, resolve, staging)
+from pipeline.export.files import CONFIG, FAIRCHEM_CKPT, WEIGHTS, check_target, inside, publish, staging
 from pipeline.models.config import ModelConfig
+from pipeline.models.folder import FORMAT_VERSION, from_pretrained, load, load_state, read_config  # noqa: F401 (hub's names)
+from pipeline.models.potential import build_model
 
-FORMAT_VERSION = 1
 ROUND_TRIP_TOL = 1e-6
 REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many times the model's run-to-run spread
 
@@ -32,7 +32,7 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
     rec = json.loads((ck / "config.json").read_text())
     sd = consolidated_state_dict(ck, ema=ema)
     # each tensor in the dtype the model declares, whatever the ZeRO stage saved it in (exports compare bit for bit)
-    dtypes = {k: v.dtype for k, v in ModelConfig(**rec["train"]["model"]).build().state_dict().items()}
+    dtypes = {k: v.dtype for k, v in build_model(ModelConfig(**rec["train"]["model"])).state_dict().items()}
     sd = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in sd.items()}
     tmp = staging(out_p)
     try:
@@ -82,7 +82,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
     }
     if recipe:
         config["recipe"] = recipe
-    model = mcfg.build(config["element_references"], config["energy_scale"])
+    model = build_model(mcfg, config["element_references"], config["energy_scale"])
     model.load_state_dict(sd, strict=True)
     config["round_trip"] = _round_trip(model.eval(), run_dir, state["step"], ema)
     if fairchem:
@@ -154,44 +154,6 @@ def _round_trip(model, run_dir: str, step: int, ema: bool) -> dict | None:
         raise RuntimeError(f"exported weights do not reproduce the trained EMA model (relative difference {rel:.2e}; "
                            f"tolerance {tol:.2e}, the model's own repeatability {noise:.2e})")
     return {"max_relative_difference": rel, "tolerance": tol, "self_repeat_difference": noise}
-
-
-def read_config(path: str | Path) -> dict:
-    d = Path(path)
-    cfg_file = inside(d, CONFIG) if d.is_dir() else d / CONFIG
-    if not d.is_dir():
-        raise FileNotFoundError(f"model folder not found: {d}")
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{d} has no config.json: not an exported model folder")
-    cfg = json.loads(cfg_file.read_text())
-    v = cfg.get("format_version")
-    if not isinstance(v, int) or v > FORMAT_VERSION:
-        raise ValueError(f"{cfg_file} has format_version {v!r}; this atomforge reads up to {FORMAT_VERSION} (upgrade atomforge)")
-    return cfg
-
-
-def load_state(path: str | Path, weights_sha256: str | None = None) -> tuple[dict, dict]:
-    """(config, weights) of a folder, the weights checked against config.json and, when given, against
-    `weights_sha256`: a record kept apart from the folder (a parent's card, a published hash) is the one check that
-    a weights file rewritten together with its config cannot pass."""
-    d = Path(path)
-    cfg = read_config(d)
-    w = check_file(d, WEIGHTS, cfg.get("weights_sha256"), "weights file")
-    if weights_sha256 and cfg.get("weights_sha256") != weights_sha256:
-        raise UnsafeFolderError(f"{w} has sha256 {cfg.get('weights_sha256')}, not the expected {weights_sha256}")
-    return cfg, load_file(str(w))
-
-
-def load(path: str | Path, device: str = "cpu", weights_sha256: str | None = None):
-    """The Potential in eval mode from a folder (or an explicit hf://org/name); no pickle is read."""
-    cfg, sd = load_state(resolve(path), weights_sha256)
-    model = ModelConfig(**cfg["architecture"]).build(cfg["element_references"], cfg["energy_scale"])
-    model.load_state_dict(sd, strict=True)
-    model.hub_config = cfg
-    return model.to(device).eval()
-
-
-from_pretrained = load
 
 
 def push(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:

@@ -1,46 +1,13 @@
-"""Reference predictions recorded inside training, and the check that an export reproduces them."""
+"""The check that an export reproduces the predictions its run recorded at the end of training."""
 from __future__ import annotations
 
 import json
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-PREDICTIONS = "final_predictions.json"
-
-
-
-def _structures(data_root: str, n: int, keys: list[str] | None = None):
-    from pipeline.evaluate.standard import read_split
-
-    for split in ("val", "test", "train"):
-        try:
-            structs = list(read_split(data_root, split)) if keys else list(islice(read_split(data_root, split), n))
-        except (FileNotFoundError, ValueError):
-            continue
-        if keys:
-            by_key = {s.info.get("key"): s for s in structs}
-            if all(k in by_key for k in keys):
-                return [by_key[k] for k in keys]
-        elif structs:
-            return structs
-    raise FileNotFoundError(f"no structures{' with the recorded keys' if keys else ''} in {data_root}")
-
-
-def record_predictions(tc, model, state: dict, out: Path, step: int) -> Path:
-    """A fresh Potential with `state` (EMA weights + buffers) predicting the first val structures."""
-    from pipeline.export.calculator import predict
-
-    fresh = model.cfg.build({str(z): float(model.element_refs[z]) for z in model.elements}, model.energy_scale)
-    # named_buffers() also lists non-persistent buffers; keep only what a state dict holds (missing keys still fail)
-    fresh.load_state_dict({k: v for k, v in state.items() if k in fresh.state_dict()}, strict=True)
-    fresh.eval()
-    structs = _structures(tc.data_root, tc.final_predictions)
-    preds = predict(fresh, [s.to_atoms() for s in structs])
-    rows = [{"key": s.info.get("key"), "energy": p["energy"], "forces": p["forces"].tolist()} for s, p in zip(structs, preds)]
-    Path(out).write_text(json.dumps({"data_root": str(tc.data_root), "step": step, "structures": rows}))
-    return Path(out)
+from pipeline.models.predict import predict
+from pipeline.train.final_predictions import PREDICTIONS, recorded_structures, record_predictions  # noqa: F401
 
 
 def _relative(rows: list[dict], preds: list[dict], f_floor: float) -> float:
@@ -59,11 +26,9 @@ def compare(model, run_dir: str | Path, data_root: str | None = None, repeats: i
     order alone would move them by more than 1e-6 of themselves. The self-difference is the model's own
     repeatability: conservative forces (autograd through scatter sums) differ by ~1e-6 eV/Å between two
     evaluations of the same weights on the same input."""
-    from pipeline.export.calculator import predict
-
     rec = json.loads((Path(run_dir) / PREDICTIONS).read_text())
     rows = rec["structures"]
-    structs = _structures(data_root or rec["data_root"], len(rows), [r["key"] for r in rows])
+    structs = recorded_structures(data_root or rec["data_root"], len(rows), [r["key"] for r in rows])
     atoms = [s.to_atoms() for s in structs]
     f_floor = float(getattr(model, "energy_scale", 0.0) or 0.0)
     preds = predict(model, atoms)

@@ -36,8 +36,3 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-    def build(self, element_references: dict | None = None, energy_scale: float = 1.0):
-        from pipeline.models.potential import Potential
-
-        return Potential(self, element_references or {}, energy_scale)

@@ -12,6 +12,7 @@ import torch
 
 from pipeline.models.config import ModelConfig
 from pipeline.models.ladder import LADDER, dense_equivalent
+from pipeline.models.potential import build_model
 
 DIRECT_FLOPS_MAX_PARAMS = 40_000_000  # above this, extrapolate from 1- and 2-layer models
 
@@ -37,7 +38,7 @@ def empty_weights():
 
 def count_parameters(name: str, **kw) -> int:
     with empty_weights():
-        model = ModelConfig(name=name, **kw).build()
+        model = build_model(ModelConfig(name=name, **kw))
     return sum(p.numel() for p in model.parameters())
 
 
@@ -48,7 +49,7 @@ def active_parameters(name: str) -> int:
         return count_parameters(name)
     dense = dense_equivalent(kw)
     with empty_weights():
-        model = ModelConfig(name="esen_xs", backbone=dense).build()
+        model = build_model(ModelConfig(name="esen_xs", backbone=dense))
     return sum(p.numel() for p in model.parameters())
 
 
@@ -67,7 +68,7 @@ def forward_flops(name: str, backbone: dict | None = None, batch=None) -> float:
 
     batch = batch if batch is not None else sample_batch()
     torch.manual_seed(0)
-    model = ModelConfig(name=name, backbone=backbone or {}).build().eval()
+    model = build_model(ModelConfig(name=name, backbone=backbone or {})).eval()
     with FlopCounterMode(display=False) as fc:
         model(batch)
     return float(fc.get_total_flops())

@@ -127,3 +127,8 @@ class Potential(nn.Module):
         if "stress" in out:
             res["stress"] = _unwrap(out["stress"]).float().view(-1, 3, 3) * s
         return res
+
+
+def build_model(cfg: ModelConfig, element_references: dict | None = None, energy_scale: float = 1.0) -> Potential:
+    """The model a config describes (element references in eV per atom, keyed by Z as int or str)."""
+    return Potential(cfg, element_references or {}, energy_scale)

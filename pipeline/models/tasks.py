@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from pipeline.models.potential import build_model
 
 _EXPERT = ".weights"  # fairchem's MOLE layers: weights [num_experts, out, in]; biases are shared
 
@@ -47,7 +48,7 @@ def single_task(model, task: str | None = None):
         raise ValueError(f"task {task!r} is not one of this model's heads {model.tasks}")
     cfg = dataclasses.replace(model.cfg, tasks=[], default_task="", task_references={})
     refs = {str(z): float(v) for z, v in enumerate(model.task_refs[model.tasks.index(task) + 1].tolist()) if v != 0.0}
-    one = cfg.build(refs, model.energy_scale)
+    one = build_model(cfg, refs, model.energy_scale)
     row = model.tasks.index(task)
     prefix = _head_prefix(model.cfg)
     sd = {}

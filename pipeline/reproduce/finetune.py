@@ -21,7 +21,7 @@ from pipeline.train.node import forwarding_signals
 
 
 def target_paths(s: dict) -> tuple[Path, str]:
-    from pipeline.cli import UsageError
+    from data_prep.errors import UsageError
 
     t = Path(s["target"])
     missing = [f for f in ("training.json", "test.json") if not (t / f).is_file()]

@@ -20,7 +20,8 @@ def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:
     """(root, build section) of configs/data/<name>.yaml, resolved as `atomforge data build data=<name>` does."""
     from omegaconf import OmegaConf
 
-    from pipeline.cli import CONFIG_DIR, UsageError
+    from data_prep.errors import UsageError
+    from pipeline.compose import CONFIG_DIR
 
     path = CONFIG_DIR / "data" / f"{name}.yaml"
     if not path.is_file():

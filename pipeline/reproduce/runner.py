@@ -43,7 +43,7 @@ class Runner:
     """One result's working state: where data and runs go, the settings, a log of timings."""
 
     def __init__(self, cfg: dict):
-        from pipeline.cli import UsageError
+        from data_prep.errors import UsageError
 
         self.s = settings(cfg)
         self.out = Path(self.s["out"])
@@ -86,15 +86,14 @@ class Runner:
     # -- training -----------------------------------------------------------------------------------------
     def train(self, name: str, data_root: Path, train: dict | None = None, model: dict | None = None, **extra) -> Path:
         """Real training via pipeline.train.launch (torchrun + DeepSpeed); resumes an unfinished run of the same name."""
-        from pipeline.cli import UsageError
-        from pipeline.train.config import TrainConfig
+        from data_prep.errors import UsageError
+        from pipeline.compose import assemble_train_config
         from pipeline.train.launch import launch
 
         run_dir = self.work / "runs" / name
         tr = merge(self.s["train"], train)
-        tc = TrainConfig.from_dict({"run_dir": str(run_dir), "data_root": str(data_root), "model": merge(self.s["model"], model),
-                                    "deepspeed": self.s["deepspeed"], "world_size": self.s["world_size"],
-                                    "seed": self.s["seed"], **tr, **extra})
+        tc = assemble_train_config(run_dir, data_root, merge(self.s["model"], model), tr, self.s["deepspeed"],
+                                   self.s["world_size"], self.s["seed"], **extra)
         t = time.perf_counter()
         self.log(f"train {name}: {tc.model.name}, {tc.steps} steps, init_from={tc.init_from or 'scratch'} -> {run_dir}")
         rc = launch(tc, self.concurrent_runs)

@@ -12,17 +12,17 @@ class _Exported:
     """The peer interface of pipeline.reproduce.zero_shot over an exported folder."""
 
     def __init__(self, path: str | Path, device: str):
-        from pipeline.export.hub import load
+        from pipeline.models.folder import load
 
         self.model, self.device = load(path, device), device
 
     def check_elements(self, numbers) -> None:
-        from pipeline.export.calculator import _check_elements
+        from pipeline.models.predict import check_elements as _check_elements
 
         _check_elements(self.model, list(numbers))
 
     def predict(self, structures):
-        from pipeline.evaluate.standard import predict_structures
+        from pipeline.models.predict import predict_structures
 
         return predict_structures(self.model, structures, device=self.device)
 
@@ -49,8 +49,9 @@ def score_split(path: str | Path, root: str | Path, split: str, task: str, devic
     """A built dataset's split scored through one named head of an exported model (forgetting: the corpus val
     error through the teacher head, before and after fine-tuning)."""
     from pipeline.evaluate.run import score_pairs
-    from pipeline.evaluate.standard import predict_structures, read_split
-    from pipeline.export.hub import load
+    from pipeline.data.split import read_split
+    from pipeline.models.predict import predict_structures
+    from pipeline.models.folder import load
 
     model = load(path, device)
     if task not in model.tasks:

@@ -65,7 +65,8 @@ def better(a: float | None, b: float | None, names: tuple[str, str], tol: float 
 
 def model_hub(r: Runner, role: str, spec: dict) -> Path:
     """The exported model of one role; trained by its recipe (with this run's smoke flag) when not there."""
-    from pipeline.cli import UsageError, _plain, compose
+    from data_prep.errors import UsageError
+    from pipeline.compose import compose, plain as _plain
     from pipeline.reproduce import RESULTS
     from pipeline.reproduce import run as run_recipe
 
@@ -90,7 +91,7 @@ def model_hub(r: Runner, role: str, spec: dict) -> Path:
 def properties(hub: Path, p: dict, a: float, repeat: int, device: str) -> dict:
     from pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
     from pipeline.evaluate.run import load_model
-    from pipeline.export.calculator import calculator
+    from pipeline.models.calculator import calculator
 
     model = load_model(str(hub), device)
     make_calc = lambda: calculator(model, device)  # noqa: E731

@@ -65,7 +65,7 @@ def main(cfg: dict, args: list[str]) -> None:
 
             print(f"building {cfg['data']['name']} -> {cfg['data']['root']}", flush=True)
             build(BuildConfig(out=cfg["data"]["root"], seed=cfg["seed"], **cfg["data"]["build"]))
-        from pipeline.cli import _require_dataset
+        from pipeline.compose import require_dataset as _require_dataset
         from pipeline.sweep.launch import launch_sweep
 
         _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])

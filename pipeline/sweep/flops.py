@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pipeline.models.config import ModelConfig
 from pipeline.sweep.spec import Size
+from pipeline.models.potential import build_model
 
 
 def parameter_counts(size: Size) -> dict:
@@ -23,7 +24,7 @@ def parameter_counts(size: Size) -> dict:
     from pipeline.models.describe import empty_weights
 
     with empty_weights():
-        model = ModelConfig(name=size.ladder, backbone=size.backbone).build()
+        model = build_model(ModelConfig(name=size.ladder, backbone=size.backbone))
     total = sum(p.numel() for p in model.parameters())
     emb = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters(recurse=False))
     return {"params": int(total), "params_nonembed": int(total - emb)}
@@ -35,7 +36,7 @@ def sample_batch(data_root: str | None, max_atoms: int):
 
     structs = []
     if data_root and (Path(data_root) / "manifest.parquet").is_file():
-        from pipeline.evaluate.standard import read_split
+        from pipeline.data.split import read_split
 
         n = 0
         for s in read_split(data_root, "train"):
@@ -64,7 +65,7 @@ def count_flops(mcfg: ModelConfig, batch) -> float:
     from pipeline.train.losses import loss_terms
 
     torch.manual_seed(0)
-    model = mcfg.build()
+    model = build_model(mcfg)
     counter = FlopCounterMode(display=False)
     with counter:
         pred = model(batch)
@@ -78,7 +79,7 @@ def measure(size: Size, batch, repeats: int = 2) -> dict:
     from pipeline.train.losses import loss_terms
 
     torch.manual_seed(0)
-    model = ModelConfig(name=size.ladder, backbone=size.backbone).build()
+    model = build_model(ModelConfig(name=size.ladder, backbone=size.backbone))
     natoms = int(batch["natoms"].sum())
 
     def step():

@@ -15,7 +15,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.cli import CONFIG_DIR
+from pipeline.compose import CONFIG_DIR, assemble_train_config
 from pipeline.sweep import status
 from pipeline.sweep.spec import Run, SweepSpec
 
@@ -23,22 +23,20 @@ log = logging.getLogger(__name__)
 
 
 def train_config_for(cfg: dict, spec: SweepSpec, run: Run, steps: int, run_dir: Path):
-    from pipeline.train.config import TrainConfig
-
     train = {**cfg["train"], **spec.train, "lr": run.lr, "steps": steps}
     train.setdefault("eval_every", 0)
     if not train["eval_every"]:  # a few validations per run so collect can report the best, not only the final
         train["eval_every"] = max(1, steps // 4)
     train["log_every"] = 1  # collect sums atoms seen over every step
     model = {**cfg["model"], "name": run.size.ladder, "backbone": dict(run.size.backbone)}
-    return TrainConfig.from_dict({"run_dir": str(run_dir), "data_root": cfg["data"]["root"], "model": model,
-                                  "deepspeed": cfg["deepspeed"], "world_size": spec.world_size, "seed": cfg["seed"], **train})
+    return assemble_train_config(run_dir, cfg["data"]["root"], model, train, cfg["deepspeed"], spec.world_size, cfg["seed"])
 
 
 def re_metrics(run_dir: Path, data_root: str, split: str = "val") -> dict:
     """Force errors on the val split, and on its rare-event atoms (r == 0) where the data has them."""
     from pipeline.evaluate.run import load_model
-    from pipeline.evaluate.standard import predict_structures, read_split
+    from pipeline.data.split import read_split
+    from pipeline.models.predict import predict_structures
 
     model = load_model(str(run_dir))
     dF, dF_all, n_struct = [], [], 0

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from pipeline.train.safe_load import UnsafeFileError, load_tensors, weights_only
+from data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 MARKER = "COMPLETE"
@@ -54,7 +55,7 @@ def set_rng_state(state: dict):
         random.setstate(p)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(AtomforgeError, RuntimeError):
     pass
 
 

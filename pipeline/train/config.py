@@ -44,7 +44,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
     world_size: int = 1
-    steps: int = 100  # optimizer steps
+    steps: int = 200  # optimizer steps (configs/train/default.yaml holds the same defaults; a test keeps them equal)
     grad_accum: int = 1
     max_atoms: int = 256  # per micro-batch per rank
     lr: float = 2e-3

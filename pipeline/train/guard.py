@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+from data_prep.errors import AtomforgeError
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(AtomforgeError, RuntimeError):
     pass
 
 

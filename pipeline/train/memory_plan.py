@@ -13,6 +13,7 @@ import torch
 from pipeline.models.config import ModelConfig
 from pipeline.models.describe import DIRECT_FLOPS_MAX_PARAMS, count_parameters, sample_batch
 from pipeline.models.ladder import LADDER
+from pipeline.models.potential import build_model
 
 GIB = 2**30
 
@@ -21,7 +22,7 @@ def saved_activation_bytes(name: str, force_mode: str = "direct", backbone: dict
     """Bytes autograd keeps for backward in one forward of `name` on fcc Cu (4*n_rep^3 atoms), and the atom count."""
     batch = sample_batch(n_rep)
     torch.manual_seed(0)
-    model = ModelConfig(name=name, force_mode=force_mode, backbone=backbone or {}).build()
+    model = build_model(ModelConfig(name=name, force_mode=force_mode, backbone=backbone or {}))
     seen: dict[int, int] = {}
 
     def pack(t):

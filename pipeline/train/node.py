@@ -26,12 +26,13 @@ from data_prep.lock import FolderLocked, OutputLock
 from pipeline import runtime
 from pipeline.train.lifeline import torchrun_preexec
 from pipeline.train.signals import EXIT_REQUEUE, PREEMPT_SIGNALS, preempted
+from data_prep.errors import AtomforgeError
 
 
 RUN_LOCK = ".train.lock"
 
 
-class LaunchError(RuntimeError):
+class LaunchError(AtomforgeError, RuntimeError):
     pass
 
 

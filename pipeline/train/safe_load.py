@@ -14,11 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from data_prep.errors import AtomforgeError
 
 _FORCE = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 
 
-class UnsafeFileError(RuntimeError):
+class UnsafeFileError(AtomforgeError, RuntimeError):
     """A file that would run code when loaded; never retried with a laxer loader."""
 
 

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 from pipeline.train.config import TrainConfig
+from data_prep.errors import AtomforgeError
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = REPO / "slurm" / "train.sbatch"
 ARRAY_SCRIPT = REPO / "slurm" / "sweep_array.sbatch"
 
 
-class SubmitError(RuntimeError):
+class SubmitError(AtomforgeError, RuntimeError):
     pass
 
 

@@ -23,10 +23,14 @@ from pipeline.train import faults, signals
 from pipeline.train.config import TrainConfig
 from pipeline.train.data_mix import train_mix, with_task_references
 from pipeline.train.ema import EMA
+from pipeline.train.final_predictions import record_predictions
+from pipeline.train.finetune_init import build_from_parent, hold_backbone, param_groups
 from pipeline.train.guard import LossGuard
 from pipeline.train.logger import MetricsLogger
 from pipeline.train.losses import counts, loss_terms
 from pipeline.train.schedule import warmup_cosine
+from pipeline.models.potential import build_model
+from pipeline.models.transfer import load_checkpoint_weights
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +194,6 @@ class Trainer:
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         if tc.freeze_backbone_steps:
-            from pipeline.export.finetune import param_groups
-
             params = param_groups(self.model)
         sched = partial(warmup_cosine, total=tc.steps, warmup=tc.warmup_steps, min_ratio=tc.min_lr_ratio)
         self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc),
@@ -219,14 +221,10 @@ class Trainer:
     def _build_model(self):
         tc = self.tc
         if tc.init_from and not (Path(tc.init_from) / "ema.pt").is_file():  # an exported folder (fine-tuning)
-            from pipeline.export.finetune import build_from_parent
-
             return build_from_parent(tc, self.card).to(self.dev)
         tc.model = with_task_references(tc.model, tc.data_root, tc.mix)  # recorded in checkpoints, so exports keep it
-        model = tc.model.build(self.card["element_references"], self.card.get("force_rms") or 1.0)
+        model = build_model(tc.model, self.card["element_references"], self.card.get("force_rms") or 1.0)
         if tc.init_from:  # a training checkpoint (two-stage recipe: direct, then conservative forces)
-            from pipeline.models.transfer import load_checkpoint_weights
-
             load_checkpoint_weights(model, tc.init_from)
         return model.to(self.dev)
 
@@ -262,8 +260,6 @@ class Trainer:
             if self.engine.is_gradient_accumulation_boundary() and tc.deepspeed.stage == 0 and not tc.deepspeed.bf16:
                 grad_norm = _grad_norm(self.engine.module)  # DeepSpeed reports none without ZeRO
             if self.step < tc.freeze_backbone_steps:
-                from pipeline.export.finetune import hold_backbone
-
                 hold_backbone(self.engine.optimizer)
             self.engine.step()
             t = self.timer.mark("optimizer", t)
@@ -389,8 +385,6 @@ class Trainer:
         full = self.ema.full_state_dict()
         if self.rank != 0:
             return
-        from pipeline.export.verify import record_predictions
-
         buffers = {n: b.detach().cpu() for n, b in self.engine.module.named_buffers()}
         record_predictions(self.tc, self.model, {**buffers, **full}, self.run_dir / "final_predictions.json", self.step)
 

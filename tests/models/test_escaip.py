@@ -6,12 +6,13 @@ import torch
 from pipeline.models.config import ModelConfig
 from pipeline.models.describe import count_parameters, sample_batch
 from pipeline.models.ladder import LADDER
+from pipeline.models.potential import build_model
 
 
 def test_escaip_forward_backward_and_a_few_steps():
     torch.manual_seed(0)
     batch = sample_batch()  # 32-atom periodic Cu cell
-    model = ModelConfig(name="escaip_s").build({29: -3.5}, 0.5)
+    model = build_model(ModelConfig(name="escaip_s"), {29: -3.5}, 0.5)
     out = model(batch)
     assert out["energy"].shape == (1,) and out["forces"].shape == (32, 3)
     assert torch.isfinite(out["energy"]).all() and torch.isfinite(out["forces"]).all()
@@ -33,7 +34,7 @@ def test_escaip_is_listed_and_refuses_conservative():
     assert LADDER["escaip_s"][0] == "escaip"  # `atomforge models` prints every LADDER entry
     assert 1e5 < count_parameters("escaip_s") < 5e6
     try:
-        ModelConfig(name="escaip_s", force_mode="conservative").build()
+        build_model(ModelConfig(name="escaip_s", force_mode="conservative"))
     except ValueError as e:
         assert "force_mode=direct" in str(e)
     else:

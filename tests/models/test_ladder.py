@@ -5,6 +5,7 @@ import torch
 
 from pipeline.models.describe import active_parameters, count_parameters, flops_per_atom, sample_batch
 from pipeline.models.ladder import LADDER
+from pipeline.models.potential import build_model
 
 
 def test_ladder_sizes_land_on_targets():
@@ -26,7 +27,7 @@ def test_mixture_trains_both_force_modes():
 
     batch = sample_batch()
     for mode in ("direct", "conservative"):
-        m = ModelConfig(name="mole_s", force_mode=mode).build({29: -3.5}, 1.0)
+        m = build_model(ModelConfig(name="mole_s", force_mode=mode), {29: -3.5}, 1.0)
         out = m(batch)
         assert out["forces"].shape == (32, 3) and torch.isfinite(out["energy"]).all()
         out["energy_nn"].sum().backward()

@@ -7,6 +7,7 @@ from ase.build import bulk
 from fairchem.core.datasets.atomic_data import AtomicData, atomicdata_list_to_batch
 
 from pipeline.models.config import ModelConfig
+from pipeline.models.potential import build_model
 
 
 def _same_structure_two_tasks(tasks=("mptrj", "omat")):
@@ -18,7 +19,7 @@ def _same_structure_two_tasks(tasks=("mptrj", "omat")):
 @pytest.mark.parametrize("mode", ["direct", "conservative"])
 def test_two_tasks_give_different_energies_for_one_structure(mode):
     torch.manual_seed(0)
-    model = ModelConfig(name="esen_xs", force_mode=mode, tasks=["omat", "mptrj"]).build({29: -3.5}, 1.0)
+    model = build_model(ModelConfig(name="esen_xs", force_mode=mode, tasks=["omat", "mptrj"]), {29: -3.5}, 1.0)
     out = model(_same_structure_two_tasks())
     assert out["energy"].shape == (2,) and out["forces"].shape == (8, 3)
     assert torch.isfinite(out["energy"]).all() and torch.isfinite(out["forces"]).all()
@@ -30,10 +31,10 @@ def test_two_tasks_give_different_energies_for_one_structure(mode):
 
 def test_shared_head_gives_equal_energies_and_unknown_task_is_named():
     torch.manual_seed(0)
-    shared = ModelConfig(name="esen_xs").build({29: -3.5}, 1.0)
+    shared = build_model(ModelConfig(name="esen_xs"), {29: -3.5}, 1.0)
     e = shared(_same_structure_two_tasks())["energy"]
     assert torch.allclose(e[0], e[1])
-    per_task = ModelConfig(name="esen_xs", tasks=["omat", "mptrj"]).build({29: -3.5}, 1.0)
+    per_task = build_model(ModelConfig(name="esen_xs", tasks=["omat", "mptrj"]), {29: -3.5}, 1.0)
     with pytest.raises(ValueError, match="oc20"):
         per_task(_same_structure_two_tasks(("omat", "oc20")))
 
@@ -50,8 +51,9 @@ def _si_batch(tasks):
 
 def _three_heads(mode):
     torch.manual_seed(0)
-    return ModelConfig(name="esen_xs", force_mode=mode, tasks=["teacher", "emt", "dft"], default_task="dft",
-                       task_references={"teacher": {"14": -5.0}, "dft": {"14": -1.0}}).build({"14": -3.0}, 1.0)
+    cfg = ModelConfig(name="esen_xs", force_mode=mode, tasks=["teacher", "emt", "dft"], default_task="dft",
+                      task_references={"teacher": {"14": -5.0}, "dft": {"14": -1.0}})
+    return build_model(cfg, {"14": -3.0}, 1.0)
 
 
 def test_each_task_adds_its_own_element_references_and_unnamed_structures_run_the_default_head():
@@ -91,7 +93,7 @@ def test_a_new_task_starts_as_a_copy_of_its_source_head_with_its_own_references(
     model = _three_heads("direct")
     cfg, sd = add_task(model.cfg, model.state_dict(), "target", "teacher", {"14": -7.0})
     assert cfg.tasks == ["dft", "emt", "target", "teacher"] and cfg.default_task == "target"
-    new = cfg.build({"14": -3.0}, 1.0)
+    new = build_model(cfg, {"14": -3.0}, 1.0)
     new.load_state_dict(sd, strict=True)
     old_e = model(_si_batch(["teacher"]))
     new_e = new(_si_batch([]))  # the default head: target

@@ -6,14 +6,15 @@ import torch
 from pipeline.models.config import ModelConfig
 from pipeline.models.describe import sample_batch
 from pipeline.models.transfer import convert_force_mode, load_checkpoint_weights
+from pipeline.models.potential import build_model
 
 
 def test_direct_weights_give_the_same_energy_in_conservative_mode(tmp_path):
     batch = sample_batch()
     torch.manual_seed(1)
-    direct = ModelConfig(name="esen_xs").build({29: -3.5}, 2.0)
+    direct = build_model(ModelConfig(name="esen_xs"), {29: -3.5}, 2.0)
     torch.save(direct.state_dict(), tmp_path / "ema.pt")
-    cons = ModelConfig(name="esen_xs", force_mode="conservative").build({29: -3.5}, 2.0)
+    cons = build_model(ModelConfig(name="esen_xs", force_mode="conservative"), {29: -3.5}, 2.0)
     e_before = cons(batch)["energy"].detach()
     missing = load_checkpoint_weights(cons, tmp_path)
     assert missing == []
@@ -24,7 +25,7 @@ def test_direct_weights_give_the_same_energy_in_conservative_mode(tmp_path):
 
 
 def test_conversion_drops_only_the_direct_force_head():
-    sd = ModelConfig(name="esen_xs").build().state_dict()
+    sd = build_model(ModelConfig(name="esen_xs")).state_dict()
     conv = convert_force_mode(sd, "conservative")
     assert not [k for k in conv if "output_heads.forces" in k]
-    assert set(conv) == set(ModelConfig(name="esen_xs", force_mode="conservative").build().state_dict())
+    assert set(conv) == set(build_model(ModelConfig(name="esen_xs", force_mode="conservative")).state_dict())

@@ -6,8 +6,9 @@ import logging
 
 import torch
 
-from pipeline.export.hub import load_state
+from pipeline.models.folder import load_state
 from pipeline.models.config import ModelConfig
+from pipeline.models.potential import build_model
 
 log = logging.getLogger(__name__)
 HEADS = "model.output_heads."
@@ -38,7 +39,7 @@ def build_from_parent(tc, card: dict):
         tc.model = arch
     elif tc.init_task or tc.init_task_from:
         raise ValueError(f"init_task/init_task_from need a parent with per-task heads; {tc.init_from} has one head")
-    model = arch.build(refs, parent["energy_scale"])
+    model = build_model(arch, refs, parent["energy_scale"])
     if tc.init_reinit_heads:
         sd = {k: v for k, v in sd.items() if not k.startswith(HEADS)}
     missing_keys, unexpected = model.load_state_dict(sd, strict=False)

@@ -1,0 +1,52 @@
+"""ASE calculator over an exported folder (or a Potential); predictions go through the one batched predictor."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from pipeline.models.folder import load
+from pipeline.models.predict import predict
+
+
+class DirectForcesWarning(UserWarning):
+    """A direct-force model driven through relaxation or MD."""
+
+
+class AtomforgeCalculator(Calculator):
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, model, device: str = "cpu", task: str | None = None, **kw):
+        super().__init__(**kw)
+        self.model = model.to(device).eval()
+        self.device = device
+        self.task = task
+        self._moves = 0  # calls where only positions changed: an optimizer or an integrator is stepping
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if "forces" in properties and set(system_changes) == {"positions"}:
+            self._moves += 1
+            if self._moves == 2 and self.model.cfg.force_mode == "direct":
+                warnings.warn("this model's forces come from a force head, not -dE/dx: relaxation and MD with it may not "
+                              "converge or conserve energy; use a conservative model (model.force_mode=conservative)",
+                              DirectForcesWarning, stacklevel=3)
+        super().calculate(atoms, properties, system_changes)
+        if "stress" in properties and "stress" not in self._outputs():
+            raise NotImplementedError("this model was trained without a stress head")
+        r = predict(self.model, [self.atoms], self.device, self.task)[0]
+        self.results = {"energy": r["energy"], "free_energy": r["energy"], "forces": r["forces"]}
+        if "stress" in r:
+            s = r["stress"]
+            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+
+    def _outputs(self):
+        return {"stress"} if self.model.cfg.stress else set()
+
+
+def calculator(path_or_model, device: str = "cpu", task: str | None = None) -> AtomforgeCalculator:
+    """`task`: the energy head of a model with one head per dataset (default: the head it was exported with)."""
+    if isinstance(path_or_model, torch.nn.Module):
+        return AtomforgeCalculator(path_or_model, device, task)
+    return AtomforgeCalculator(load(path_or_model, device), device, task)
