@@ -6,7 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.sweep.spec import SweepSpec
+from pipeline.compose import compose, plain
+from pipeline.sweep.spec import LR_CHOICE, SweepSpec
 
 ACTIONS = ("plan", "launch", "collect", "fit", "run")
 
@@ -34,14 +35,29 @@ def do_fit(spec: SweepSpec) -> dict:
     if tracked and not spec.overwrite:
         raise ValueError(f"{out} holds committed results ({len(tracked)} tracked files, e.g. {tracked[0]}): pass "
                          "sweep.overwrite=true to replace them, or sweep.report_dir=<another folder>")
-    res = analyze(Path(spec.out) / "results.parquet", out, loss=spec.fit_loss, heldout=spec.heldout, n_boot=spec.bootstrap)
+    scan = Path(spec.out) / LR_CHOICE
+    context = {"command": f"atomforge sweep run sweep={spec.name}", "published": spec.published,
+               "lr_scan": json.loads(scan.read_text()) if scan.is_file() else None}
+    res = analyze(Path(spec.out) / "results.parquet", out, loss=spec.fit_loss, heldout=spec.heldout, n_boot=spec.bootstrap,
+                  also=("downstream_force_mae",) if spec.downstream else (), context=context)
     law, ci = res["law"], res["ci95"]
     print(f"L(N, D) = {law['E']:.4g} + {law['A']:.4g}/N^{law['alpha']:.3f} + {law['B']:.4g}/D^{law['beta']:.3f}  "
           f"(alpha 95% [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta 95% [{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}])")
     if res["heldout_rel_error"] is not None:
-        print(f"held-out check: {res['heldout']['heldout_runs'][-1]} predicted/measured - 1 = {res['heldout_rel_error']:+.3f}")
+        noise = f" (seed noise {res['noise_floor_rel']:.3f})" if res.get("noise_floor_rel") is not None else ""
+        print(f"held-out check: {res['heldout']['heldout_runs'][-1]} predicted/measured - 1 = {res['heldout_rel_error']:+.3f}{noise}")
+    for col, a in res.get("also", {}).items():
+        print(f"{col}: " + (a["error"] if "error" in a else f"held-out predicted/measured - 1 = {a['heldout_rel_error']:+.3f}"
+                                                                     if a["heldout_rel_error"] is not None else "no held-out check"))
     print(f"fit: {out}/fit.json, summary.md, *.png")
     return res
+
+
+def _build(data: dict, seed: int) -> None:
+    from data_prep.build import BuildConfig, build
+
+    print(f"building {data['name']} -> {data['root']}", flush=True)
+    build(BuildConfig(out=data["root"], seed=seed, **data["build"]))
 
 
 def main(cfg: dict, args: list[str]) -> None:
@@ -55,16 +71,21 @@ def main(cfg: dict, args: list[str]) -> None:
         from pipeline.sweep.plan import make_plan, print_plan
 
         plan = make_plan(cfg, spec)
-        print_plan(plan)
         Path(spec.out).mkdir(parents=True, exist_ok=True)
         (Path(spec.out) / "plan.json").write_text(json.dumps(plan, indent=1))
+        if spec.lr_scan and plan["lr_chosen"] is None:  # the grid's lrs come from the scan: show its cost at the default lr
+            print_plan(make_plan(cfg, spec, preview=True))
+            print(f"(the lr scan at budget {spec.lr_scan['budget']:g} decides each size's lr; grid runs are shown at the default lr)")
+        else:
+            print_plan(plan)
         return
     if action in ("launch", "run"):
         if action == "run" and not (Path(cfg["data"]["root"]) / "manifest.parquet").is_file():
-            from data_prep.build import BuildConfig, build
-
-            print(f"building {cfg['data']['name']} -> {cfg['data']['root']}", flush=True)
-            build(BuildConfig(out=cfg["data"]["root"], seed=cfg["seed"], **cfg["data"]["build"]))
+            _build(cfg["data"], cfg["seed"])
+        if spec.downstream and spec.downstream.get("data"):
+            ds = plain(compose([f"data={spec.downstream['data']}"]))["data"]
+            if not (Path(ds["root"]) / "manifest.parquet").is_file():
+                _build(ds, cfg["seed"])
         from pipeline.compose import require_dataset as _require_dataset
         from pipeline.sweep.launch import launch_sweep
 
@@ -77,7 +98,9 @@ def main(cfg: dict, args: list[str]) -> None:
     if action in ("fit", "run"):
         res = do_fit(spec)
         out = report_dir(spec)
-        for f in ("results.parquet", "plan.json"):
+        for f in ("results.parquet", "plan.json", LR_CHOICE):
+            if not (Path(spec.out) / f).is_file():
+                continue
             if (Path(spec.out) / f).resolve() != (out / f).resolve():
                 shutil.copy(Path(spec.out) / f, out / f)
         return res

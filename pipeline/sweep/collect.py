@@ -26,7 +26,8 @@ def run_row(run_dir: Path, plan_row: dict, mean_atoms: float) -> dict:
     atoms = sum(r["atoms_per_s"] * r["step_time_s"] for r in steps)  # exact: both come from the same step's atom count
     final = next((r for r in reversed(rows) if r.get("final")), {})
     out = {"run": plan_row["run"], "size": plan_row["size"], "status": st.get("status", "pending"), "attempts": st.get("attempts", 0),
-           "lr": plan_row["lr"], "budget": plan_row["budget"], "unit": plan_row["unit"],
+           "lr": plan_row["lr"], "seed": plan_row.get("seed", 0), "role": plan_row.get("role", "grid"),
+           "budget": plan_row["budget"], "unit": plan_row["unit"],
            "N": plan_row["params"], "N_nonembed": plan_row["params_nonembed"], "steps": len(steps),
            "D_atoms": atoms, "D_structures": atoms / mean_atoms if mean_atoms else None,
            "flops_per_atom": plan_row["flops_per_atom"], "compute": plan_row["flops_per_atom"] * atoms,
@@ -40,6 +41,10 @@ def run_row(run_dir: Path, plan_row: dict, mean_atoms: float) -> dict:
     out["val_force_rmse"] = re.get("val_force_rmse")
     out["val_re_force_error"] = re.get("val_re_force_error")
     out["re_atoms"] = re.get("re_atoms")
+    ds = run_dir / "downstream.json"
+    ds = json.loads(ds.read_text()) if ds.is_file() else {}
+    out["downstream_force_mae"] = ds.get("force_mae")
+    out["downstream_force_rmse"] = ds.get("force_rmse")
     if out["status"] == "done" and out["final_val_force_mae"] is None:
         out["status"], out["error"] = "incomplete", "finished without a final validation in metrics.jsonl"
     return out

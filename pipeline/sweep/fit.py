@@ -86,9 +86,14 @@ def check_inputs(N, D, L):
         raise FitError("losses, N and D must be finite and positive")
 
 
-def bootstrap(N, D, L, law_starts, n_boot: int = 200, seed: int = 0, delta: float = 1e-3) -> dict:
-    # each resample starts from the full fit's best few solutions: the grid search is the expensive part
-    """Percentile 95% intervals of each parameter, refitting on runs resampled with replacement."""
+def bootstrap(N, D, L, law_starts, n_boot: int = 200, seed: int = 0, delta: float = 1e-3, noise_sigma: float = 0.0,
+              draws_out: list | None = None) -> dict:
+    """Percentile 95% intervals of each parameter, refitting on runs resampled with replacement.
+
+    noise_sigma > 0 (the run-to-run spread of log L measured from repeated seeds) also perturbs each resampled loss by
+    exp(N(0, sigma)), so the intervals carry seed noise as well as the grid's sampling. Each resample starts from the
+    full fit's best few solutions: the grid search of starts is the expensive part. draws_out, a list, receives the laws.
+    """
     N, D, L = (np.asarray(x, float) for x in (N, D, L))
     rng = np.random.default_rng(seed)
     draws = []
@@ -96,11 +101,14 @@ def bootstrap(N, D, L, law_starts, n_boot: int = 200, seed: int = 0, delta: floa
         idx = rng.integers(0, len(L), len(L))
         if len(np.unique(N[idx])) < 2 or len(np.unique(D[idx])) < 2:
             continue
+        Lb = L[idx] * np.exp(rng.normal(0.0, noise_sigma, len(idx))) if noise_sigma > 0 else L[idx]
         try:
-            law, _, _ = fit_law(N[idx], D[idx], L[idx], delta, starts=law_starts)
+            law, _, _ = fit_law(N[idx], D[idx], Lb, delta, starts=law_starts)
         except FitError:
             continue
         draws.append([getattr(law, p) for p in PARAMS])
+        if draws_out is not None:
+            draws_out.append(law)
     draws = np.array(draws)
     if len(draws) < 10:
         raise FitError("the bootstrap produced too few usable resamples: add runs with more distinct N and D")

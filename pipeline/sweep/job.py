@@ -1,4 +1,5 @@
-"""One sweep run, as a hydra multirun job: `python -m pipeline.sweep.job --multirun sweep=... +sweep_run.size=a,b ...`.
+"""One sweep run, as a hydra multirun job: `python -m pipeline.sweep.job --multirun sweep=... +sweep_run.run=<name>,<name> ...`
+(the names are plan.json's: the job reads its size, budget, lr, seed and steps there).
 
 The job decides for itself whether to run (status.json), so relaunching the whole grid skips finished runs
 and retries failed ones; a failure is recorded, not raised, so the other jobs of a local multirun go on.
@@ -24,12 +25,31 @@ log = logging.getLogger(__name__)
 
 def train_config_for(cfg: dict, spec: SweepSpec, run: Run, steps: int, run_dir: Path):
     train = {**cfg["train"], **spec.train, "lr": run.lr, "steps": steps}
+    if spec.warmup_frac > 0:  # each run's schedule is set for its own length
+        train["warmup_steps"] = max(1, round(spec.warmup_frac * steps))
     train.setdefault("eval_every", 0)
     if not train["eval_every"]:  # a few validations per run so collect can report the best, not only the final
         train["eval_every"] = max(1, steps // 4)
     train["log_every"] = 1  # collect sums atoms seen over every step
     model = {**cfg["model"], "name": run.size.ladder, "backbone": dict(run.size.backbone)}
-    return assemble_train_config(run_dir, cfg["data"]["root"], model, train, cfg["deepspeed"], spec.world_size, cfg["seed"])
+    return assemble_train_config(run_dir, cfg["data"]["root"], model, train, cfg["deepspeed"], spec.world_size,
+                                 int(cfg["seed"]) + run.seed)
+
+
+def force_errors(run_dir: Path, data_root: str, split: str) -> dict:
+    """Force MAE and RMSE (per component, eV/Å) of the run's exported model on another dataset's split: the
+    downstream figure the sweep fits beside its validation loss (energies are left out: each dataset has its own zero)."""
+    from pipeline.data.split import read_split
+    from pipeline.evaluate.run import load_model
+    from pipeline.models.predict import predict_structures
+
+    model = load_model(str(run_dir))
+    d = [(p["forces"] - s.forces).ravel() for s, p in predict_structures(model, read_split(data_root, split)) if s.forces is not None]
+    if not d:
+        raise ValueError(f"{data_root} split {split!r} has no structures with forces")
+    d = np.concatenate(d)
+    return {"root": str(data_root), "split": split, "components": int(d.size),
+            "force_mae": float(np.mean(np.abs(d))), "force_rmse": float(np.sqrt(np.mean(d ** 2)))}
 
 
 def re_metrics(run_dir: Path, data_root: str, split: str = "val") -> dict:
@@ -58,8 +78,12 @@ def re_metrics(run_dir: Path, data_root: str, split: str = "val") -> dict:
 
 def run_one(cfg: dict) -> str:
     spec = SweepSpec.from_cfg(cfg)
-    r = cfg["sweep_run"]
-    run = Run(spec.size(str(r["size"])), float(r["budget"]), float(r["lr"]))
+    name = str(cfg["sweep_run"]["run"])
+    plan = json.loads((Path(spec.out) / "plan.json").read_text())
+    row = next((x for x in plan["runs"] if x["run"] == name), None)
+    if row is None:
+        raise ValueError(f"run {name} is not in {spec.out}/plan.json: rerun `atomforge sweep launch`")
+    run = Run(spec.size(row["size"]), float(row["budget"]), float(row["lr"]), int(row.get("seed", 0)), row.get("role", "grid"))
     run_dir = spec.run_dir(run)
     st = status.read(run_dir)
     action = status.decide(st, spec.max_retries)
@@ -67,12 +91,8 @@ def run_one(cfg: dict) -> str:
         why = "finished, skipped" if action == "skip" else f"failed {st.get('attempts')} times, given up"
         print(f"[sweep] {run.name}: {why}", flush=True)
         return action
-    plan = json.loads((Path(spec.out) / "plan.json").read_text())
-    row = next((x for x in plan["runs"] if x["run"] == run.name), None)
-    if row is None:
-        raise ValueError(f"run {run.name} is not in {spec.out}/plan.json: rerun `atomforge sweep launch`")
     status.write(run_dir, status="running", attempts=st.get("attempts", 0) + 1, run=run.name, size=run.size.name,
-                 budget=run.budget, unit=spec.unit, lr=run.lr, steps=row["steps"], error=None)
+                 budget=run.budget, unit=spec.unit, lr=run.lr, seed=run.seed, role=run.role, steps=row["steps"], error=None)
     print(f"[sweep] {run.name}: training {row['steps']} steps (attempt {st.get('attempts', 0) + 1})", flush=True)
     t0 = time.time()
     try:
@@ -85,6 +105,9 @@ def run_one(cfg: dict) -> str:
         wall = time.time() - t0
         if spec.evaluate_re:
             (run_dir / "re_eval.json").write_text(json.dumps(re_metrics(run_dir, cfg["data"]["root"], tc.val_split), indent=1))
+        if plan.get("downstream"):
+            ds = plan["downstream"]
+            (run_dir / "downstream.json").write_text(json.dumps(force_errors(run_dir, ds["root"], ds["split"]), indent=1))
         status.write(run_dir, status="done", wall_s=wall)
         print(f"[sweep] {run.name}: done in {wall:.0f}s", flush=True)
         return "done"

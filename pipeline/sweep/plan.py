@@ -26,7 +26,21 @@ def data_stats(data_root: str, max_atoms: int, mean_atoms: float) -> dict:
             "atoms_per_batch": float(max(max_atoms - mean_atoms / 2, mean_atoms)), "from": "sweep.mean_atoms"}
 
 
-def make_plan(cfg: dict, spec: SweepSpec) -> dict:
+def downstream_target(spec: SweepSpec) -> dict | None:
+    """The downstream dataset's built root and split, from its configs/data entry (composed here, outside any job)."""
+    if not spec.downstream:
+        return None
+    ds = dict(spec.downstream)
+    if set(ds) - {"data", "split", "root"} or not (ds.get("data") or ds.get("root")):
+        raise ValueError(f"sweep.downstream takes {{data: <configs/data entry>, split}} (or root), got {spec.downstream}")
+    if not ds.get("root"):
+        from pipeline.compose import compose, plain
+
+        ds["root"] = plain(compose([f"data={ds['data']}"]))["data"]["root"]
+    return {"data": ds.get("data"), "root": str(ds["root"]), "split": ds.get("split", "test")}
+
+
+def make_plan(cfg: dict, spec: SweepSpec, preview: bool = False) -> dict:
     train = {**cfg["train"], **spec.train}
     max_atoms, accum = int(train["max_atoms"]), int(train.get("grad_accum", 1))
     stats = data_stats(cfg["data"]["root"], max_atoms, spec.mean_atoms)
@@ -38,7 +52,7 @@ def make_plan(cfg: dict, spec: SweepSpec) -> dict:
     startup = float(sw.get("startup_s", 0) or 0)
     atoms_per_step = spec.world_size * accum * stats["atoms_per_batch"]
     rows = []
-    for run in spec.runs(spec.default_lr(cfg)):
+    for run in spec.runs(spec.default_lr(cfg), preview):
         d_atoms = run.budget * (stats["mean_atoms"] if spec.unit == "structures" else 1.0)
         steps = max(1, math.ceil(d_atoms / atoms_per_step))
         atoms = steps * atoms_per_step
@@ -51,11 +65,12 @@ def make_plan(cfg: dict, spec: SweepSpec) -> dict:
         else:
             wall = float("nan")
         rows.append({"run": run.name, "size": run.size.name, "params": f["params"], "params_nonembed": f["params_nonembed"],
-                     "budget": run.budget, "unit": spec.unit, "lr": run.lr, "steps": steps, "atoms": atoms,
+                     "budget": run.budget, "unit": spec.unit, "lr": run.lr, "seed": run.seed, "role": run.role, "steps": steps, "atoms": atoms,
                      "structures": atoms / stats["mean_atoms"], "flops_per_atom": f["flops_per_atom"],
                      "flops_measured": bool(f.get("measured")), "flops": flops, "wall_s": wall})
     return {"sweep": spec.name, "out": spec.out, "data": stats, "flops_batch": table["_batch"], "atoms_per_step": atoms_per_step,
-            "runs": rows, "total_flops": sum(r["flops"] for r in rows), "total_wall_s": float(np.nansum([r["wall_s"] for r in rows]))}
+            "lr_scan": spec.lr_scan or None, "lr_chosen": spec.chosen_lrs() if spec.lr_scan else None,
+            "downstream": downstream_target(spec), "runs": rows, "total_flops": sum(r["flops"] for r in rows), "total_wall_s": float(np.nansum([r["wall_s"] for r in rows]))}
 
 
 def print_plan(plan: dict):

@@ -12,7 +12,8 @@ import numpy as np  # noqa: E402
 from pipeline.evaluate.plots import save_figure  # noqa: E402
 
 
-LABELS = {"final_val_force_mae": "validation force MAE (eV/Å)", "val_force_mae": "validation force MAE (eV/Å)",
+LABELS = {"final_val_force_mae": "validation force MAE (eV/Å)",
+          "downstream_force_mae": "downstream test force MAE (eV/Å)", "val_force_mae": "validation force MAE (eV/Å)",
           "final_val_energy_mae_per_atom": "validation energy MAE (eV/atom)", "val_force_rmse": "validation force RMSE (eV/Å)",
           "val_re_force_error": "validation RE force error (eV/Å)", "test_force_mae": "test force MAE (eV/Å)"}
 
@@ -37,16 +38,13 @@ def _fit_and_forecast(ax, x, y, lo, hi, color, lab=None):
     ax.plot(x[x >= hi], y[x >= hi], color=color, lw=1, ls="--")
 
 
-def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> list[str]:
+def plot_loss_vs_D(rows, law, path: Path, loss: str, n_col: str, d_col: str) -> str:
+    """Loss vs D per model size with the fitted law (solid over the data, dashed just beyond it)."""
     N = np.array([r[n_col] for r in rows], float)
     D = np.array([r[d_col] for r in rows], float)
     L = np.array([r[loss] for r in rows], float)
-    C = np.array([r["compute"] for r in rows], float)
-    fl, co = res["flops_per_atom"], res["compute_optimal"]
     sizes = np.unique(N)
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
-    paths = []
-
     fig, ax = plt.subplots(figsize=(6, 4.5))
     dd = np.geomspace(D.min() / 2, D.max() * 4, 100)
     for n, c in zip(sizes, colors):
@@ -57,7 +55,20 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     ax.set(xscale="log", yscale="log", xlabel=label(d_col), ylabel=label(loss), title="loss vs data, fitted L(N, D)",
            ylim=(L.min() / 2, L.max() * 2))
     ax.legend(fontsize=8)
-    paths.append(str(out / save_figure(fig, out / "loss_vs_D.png")))
+    return str(path.parent / save_figure(fig, path))
+
+
+def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> list[str]:
+    N = np.array([r[n_col] for r in rows], float)
+    D = np.array([r[d_col] for r in rows], float)
+    L = np.array([r[loss] for r in rows], float)
+    C = np.array([r["compute"] for r in rows], float)
+    fl, co = res["flops_per_atom"], res["compute_optimal"]
+    sizes = np.unique(N)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
+    paths = []
+
+    paths.append(plot_loss_vs_D(rows, law, out / "loss_vs_D.png", loss, n_col, d_col))
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     nn = np.geomspace(N.min() / 4, N.max() * 16, 200)
@@ -75,6 +86,9 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot(co["C"], co["N_opt"], "C0-", label="N*(C)")
     ax.plot(co["C"], co["D_opt"], "C1-", label="D*(C) (atoms)")
+    if co.get("band95"):
+        ax.fill_between(co["C"], *co["band95"]["N_opt"], color="C0", alpha=0.2, lw=0, label="95% band (bootstrap)")
+        ax.fill_between(co["C"], *co["band95"]["D_opt"], color="C1", alpha=0.2, lw=0)
     ax.scatter(C, N, color="C0", s=12, alpha=0.6, label="runs: N")
     ax.scatter(C, D, color="C1", s=12, alpha=0.6, label="runs: D")
     ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N (parameters), D (atoms)",

@@ -85,3 +85,41 @@ def test_analyze_writes_fit_plots_and_heldout_check(tmp_path):
     assert res["heldout_rel_error"] == pytest.approx(h["predicted"][0] / h["measured"][0] - 1)
     assert abs(res["heldout_rel_error"]) < 0.1
     assert res["flops_per_atom"]["gamma"] == pytest.approx(1.0)
+
+
+def test_analyze_with_seeds_scan_rows_and_downstream(tmp_path):
+    """Seeds of a point are one fit point whose spread is the noise floor; scan-role runs stay out of the fit;
+    a downstream column gets its own law and held-out check; the summary carries the lr scan and published table."""
+    rng = np.random.default_rng(3)
+    N, D, L = synthetic(noise=0.01, sizes=4, budgets=4)
+    rows = []
+    for i, (n, d, l) in enumerate(zip(N, D, L)):
+        r = _row(i, n, d, l)
+        r.update(size=f"s{n:.0f}", lr=1e-3, seed=0, role="grid", downstream_force_mae=2 * l)
+        rows.append(r)
+        if i in (0, 5):  # two repeated points, three seeds each
+            for s in (1, 2):
+                rep = dict(r, run=f"r{i}-s{s}", seed=s, role="seed")
+                rep["final_val_force_mae"] = l * float(np.exp(rng.normal(0, 0.05)))
+                rows.append(rep)
+    rows.append(dict(rows[0], run="scan-bad", lr=1e-1, role="scan", final_val_force_mae=50.0))
+    scan = {"budget": 1e5, "lrs": [1e-3, 1e-1], "loss": "final_val_force_mae", "chosen": {rows[0]["size"]: 1e-3},
+            "scan": [{"run": "r0", "size": rows[0]["size"], "lr": 1e-3, "status": "done", "final_val_force_mae": L[0]},
+                     {"run": "scan-bad", "size": rows[0]["size"], "lr": 1e-1, "status": "done", "final_val_force_mae": 50.0}]}
+    pub = [{"source": "Paper X", "quantity": "beta", "value": "0.3", "definition": "L ~ D^-beta"}]
+    res = analyze(_results(tmp_path, rows), tmp_path / "fit", n_boot=12, also=("downstream_force_mae",),
+                  context={"command": "atomforge sweep run sweep=x", "lr_scan": scan, "published": pub})
+    assert res["points"] == 16 and res["runs"] == 20  # 16 grid + 4 seed repeats; the scan loser left out
+    assert res["noise"] is not None and len(res["noise"]["points"]) == 2
+    assert 0.0 < res["noise_floor_rel"] < 0.2
+    h = res["heldout"]
+    assert len(h["predicted_95"]) == 1 and h["predicted_95"][0][0] < h["predicted"][0] < h["predicted_95"][0][1]
+    band = res["compute_optimal"]["band95"]["N_opt"]
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(band[0], res["compute_optimal"]["N_opt"], band[1]))
+    ds = res["also"]["downstream_force_mae"]
+    assert "error" not in ds and abs(ds["heldout_rel_error"]) < 0.1  # 2x the loss follows the same law
+    out = tmp_path / "fit"
+    assert (out / "downstream_force_mae_vs_D.png").stat().st_size > 0
+    md = (out / "summary.md").read_text()
+    for s in ("Learning-rate scan", "0.001 (chosen)", "Paper X", "noise floor", "downstream_force_mae"):
+        assert s in md, s

@@ -60,3 +60,34 @@ def test_relaunch_decisions(tmp_path):
     assert status.decide(status.read(tmp_path / "b"), 2) == "give_up"
     status.write(tmp_path / "c", status="running", attempts=3)  # killed mid-run: counts as failed
     assert status.decide(status.read(tmp_path / "c"), 2) == "give_up"
+
+
+def test_corpus_sweep_scan_then_grid_and_seeds(tmp_path):
+    """The corpus ladder meets the issue's spans; before the lr scan is decided only the scan runs; after it, each
+    size's grid at its chosen lr (the scan winner is the grid point, not rerun) plus the seed repeats."""
+    import json
+
+    import numpy as np
+
+    cfg = _plain(compose(["sweep=corpus", f"sweep.out={tmp_path}"]))
+    assert cfg["data"]["name"] == "teacher_foundation"
+    spec = SweepSpec.from_cfg(cfg)
+    assert len(spec.sizes) >= 4 and np.log10(max(spec.budgets) / min(spec.budgets)) >= 1.5
+    scan = spec.runs(1e-3)
+    assert {r.role for r in scan} == {"scan"} and len(scan) == len(spec.sizes) * len(spec.lr_scan["lrs"])
+    chosen = {s.name: float(spec.lr_scan["lrs"][i % 2]) for i, s in enumerate(spec.sizes)}
+    (tmp_path / "lr_scan.json").write_text(json.dumps({"chosen": chosen}))
+    runs = spec.runs(1e-3)
+    names = [r.name for r in runs]
+    assert len(names) == len(set(names))
+    grid = [r for r in runs if r.role == "grid"]
+    assert len(grid) == len(spec.sizes) * len(spec.budgets) and all(r.lr == chosen[r.size.name] for r in grid)
+    seeds = [r for r in runs if r.role == "seed"]
+    assert len(seeds) == len(spec.seeds["points"]) * len(spec.seeds["seeds"]) and all(r.name.endswith(("-s1", "-s2")) for r in seeds)
+    losers = [r for r in runs if r.role == "scan"]
+    assert len(losers) == len(spec.sizes) * (len(spec.lr_scan["lrs"]) - 1)
+    for bad, msg in ((["sweep.lr_scan.budget=7"], "must be one of the budgets"),
+                     (["sweep.seeds.seeds=[0]"], "0 is the grid run itself"),
+                     (["sweep.warmup_frac=1.5"], "warmup_frac")):
+        with pytest.raises(ValueError, match=msg):
+            SweepSpec.from_cfg(_plain(compose(["sweep=corpus", *bad])))
