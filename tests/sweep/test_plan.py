@@ -12,9 +12,11 @@ from pipeline.sweep.spec import SweepSpec
 def test_cluster_plan_is_sane(tmp_path):
     cfg = _plain(compose(["sweep=omat_cluster", "cluster=slurm", f"sweep.out={tmp_path}", f"data.root={tmp_path}/none"]))
     spec = SweepSpec.from_cfg(cfg)
-    plan = make_plan(cfg, spec)
-    runs = plan["runs"]
+    assert {r["role"] for r in make_plan(cfg, spec)["runs"]} == {"scan"}  # the lr scan comes first
+    plan = make_plan(cfg, spec, preview=True)  # the grid at the default lr, for its cost
+    runs = [r for r in plan["runs"] if r["role"] == "grid"]
     assert len(runs) == len(spec.sizes) * len(spec.budgets) == 25
+    assert sum(r["role"] == "seed" for r in plan["runs"]) == 4
     assert max(r["params"] for r in runs) > 1e9 and max(r["structures"] for r in runs) >= 1.1e8
     by = {(r["size"], r["budget"]): r for r in runs}
     for s in spec.sizes:  # more data, proportionally more compute and time
