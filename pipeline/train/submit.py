@@ -6,14 +6,27 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from pipeline.train.config import TrainConfig
 from data_prep.errors import AtomforgeError
 
 REPO = Path(__file__).resolve().parents[2]
-TRAIN_SCRIPT = REPO / "slurm" / "train.sbatch"
-ARRAY_SCRIPT = REPO / "slurm" / "sweep_array.sbatch"
+WHEEL_SLURM = Path("share") / "atomforge" / "slurm"  # where pyproject's data-files put slurm/ in an installed wheel
+
+
+def slurm_script(name: str, repo: Path = REPO) -> Path:
+    """slurm/<name> of the source checkout, else of the installed wheel (sysconfig's data prefix)."""
+    for folder in (repo / "slurm", Path(sysconfig.get_path("data")) / WHEEL_SLURM):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"slurm/{name} is neither in {repo} nor in the installed package: reinstall atomforge")
+
+
+def job_dir(repo: Path = REPO) -> Path:
+    """Where jobs start: the source checkout (relative paths of its configs), else the submitting directory."""
+    return repo if (repo / "pyproject.toml").is_file() else Path.cwd()
 
 
 class SubmitError(AtomforgeError, RuntimeError):
@@ -29,7 +42,7 @@ def _ranks_per_node(tc: TrainConfig, cluster: dict) -> int:
 
 
 def sbatch_options(cluster: dict, run_dir: Path, name: str) -> list[str]:
-    opts = [f"--job-name={name}", f"--output={run_dir}/slurm-%j.out", f"--chdir={REPO}",
+    opts = [f"--job-name={name}", f"--output={run_dir}/slurm-%j.out", f"--chdir={job_dir()}",
             f"--signal=USR1@{int(cluster.get('signal_s') or 120)}"]
     for key, flag in (("partition", "partition"), ("account", "account"), ("qos", "qos"), ("time", "time"),
                       ("gres", "gres"), ("cpus_per_task", "cpus-per-task"), ("mem", "mem")):
@@ -70,7 +83,7 @@ def submit(tc: TrainConfig, cluster: dict) -> str:
     per = _ranks_per_node(tc, cluster)
     cfg = write_config(tc)
     opts = sbatch_options(cluster, cfg.parent, f"atomforge-{cfg.parent.name}") + [f"--nodes={int(cluster.get('nodes') or 1)}"]
-    return _sbatch([*opts, str(TRAIN_SCRIPT), str(cfg)], _env(per))
+    return _sbatch([*opts, str(slurm_script("train.sbatch")), str(cfg)], _env(per))
 
 
 def submit_array(configs: list[TrainConfig], cluster: dict, list_path: Path) -> str:
@@ -87,4 +100,4 @@ def submit_array(configs: list[TrainConfig], cluster: dict, list_path: Path) -> 
     limit = int(cluster.get("max_concurrent") or len(paths))
     opts = sbatch_options(cluster, list_path.parent, "atomforge-sweep") + [f"--array=0-{len(paths) - 1}%{limit}"]
     opts[1] = f"--output={list_path.parent}/slurm-%A_%a.out"
-    return _sbatch([*opts, str(ARRAY_SCRIPT), str(list_path)], _env(per.pop()))
+    return _sbatch([*opts, str(slurm_script("sweep_array.sbatch")), str(list_path)], _env(per.pop()))
