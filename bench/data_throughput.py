@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,9 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from pipeline.models.potential import build_model
+from pipeline.models.potential import build_model  # noqa: E402
 
 KINDS = ("bulk", "strain", "rattle", "vacancy", "surface", "md")
 
@@ -37,7 +35,7 @@ def emt_spec(n: int) -> dict:
 
 
 def machine(contended: bool) -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "contended": contended,
             "note": "shared machine, other jobs running" if contended else "machine otherwise idle"}

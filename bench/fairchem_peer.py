@@ -106,7 +106,7 @@ def run_fairchem(cfg: dict, work: Path, skip: int, timeout: int = 1800) -> dict:
             except (ValueError, SyntaxError):
                 pass
     if p.returncode != 0 or not rows:
-        tail = [l for l in (p.stdout + p.stderr).splitlines() if l.strip()][-5:]
+        tail = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()][-5:]
         return {"error": f"`fairchem -c` exited {p.returncode} with {len(rows)} step rows: " + " | ".join(tail), "command": " ".join(cmd)}
     # rank 0 logs each step once; skip the warm-up steps as for ours
     vals = [r["train/atoms_per_second(approx)"] for r in rows if r["train/step"] >= skip]

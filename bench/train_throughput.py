@@ -29,7 +29,7 @@ SECTIONS = ("loader", "forward", "backward", "optimizer", "comm")
 
 
 def step_rows(run_dir: Path, skip: int) -> list[dict]:
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
     return [r for r in rows if "atoms_per_s" in r and r["step"] > skip]
 
 

@@ -207,7 +207,7 @@ def _hydra_message(e: Exception) -> str | None:
         return None
     text = str(e) + (f"\n{str(e.__cause__).splitlines()[0]}" if e.__cause__ and str(e.__cause__).strip() else "")
     lines = []
-    for line in (l.strip() for l in text.splitlines()):
+    for line in (ln.strip() for ln in text.splitlines()):
         if line.startswith("Config search path"):  # hydra's provider list: nothing a user can act on
             break
         if not line or line.startswith(("full_key", "object_type", "reference_type")):
@@ -216,7 +216,7 @@ def _hydra_message(e: Exception) -> str | None:
             lines[-1] += f" {line},"
         else:
             lines.append(line)
-    return "\n  ".join(l.rstrip(",") for l in lines)
+    return "\n  ".join(ln.rstrip(",") for ln in lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -81,7 +81,7 @@ def _error_of(job) -> str:
         try:
             job.result()
         except Exception as e:  # noqa: BLE001 - submitit re-raises the element's error with its traceback
-            lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             return lines[-1][:200] if lines else type(e).__name__
     return f"killed without a result (log {job.paths.stderr})"
 

@@ -6,14 +6,13 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from data_prep.schema import UNITS
 from pipeline.export.card import model_card
 from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 from data_prep.integrity import file_sha256
-from pipeline.export.files import CONFIG, FAIRCHEM_CKPT, WEIGHTS, check_target, inside, publish, staging
+from pipeline.export.files import CONFIG, FAIRCHEM_CKPT, check_target, inside, publish, staging
 from pipeline.models.config import ModelConfig
 from pipeline.models.folder import FORMAT_VERSION, from_pretrained, load, load_state, read_config  # noqa: F401 (hub's names)
 from pipeline.models.potential import build_model

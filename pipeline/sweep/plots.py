@@ -64,8 +64,6 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     L = np.array([r[loss] for r in rows], float)
     C = np.array([r["compute"] for r in rows], float)
     fl, co = res["flops_per_atom"], res["compute_optimal"]
-    sizes = np.unique(N)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
     paths = []
 
     paths.append(plot_loss_vs_D(rows, law, out / "loss_vs_D.png", loss, n_col, d_col))

@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -16,7 +15,7 @@ def run_cli(*args, cwd=None):
 
 def assert_one_line_error(p, *needles):
     assert p.returncode != 0
-    err = [l for l in p.stderr.splitlines() if l.startswith("atomforge: error:")]
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("atomforge: error:")]
     assert len(err) == 1, p.stderr
     assert "Traceback" not in p.stderr
     for n in needles:

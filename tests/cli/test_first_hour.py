@@ -64,7 +64,7 @@ def test_hydra_hints_survive():
     p = run("train", "model=esen_q")
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and "Could not find 'model/esen_q'" in lines[0]
-    assert any("Available options in 'model':" in l and "esen_xs" in l for l in lines) and len(lines) <= 3, p.stderr
+    assert any("Available options in 'model':" in ln and "esen_xs" in ln for ln in lines) and len(lines) <= 3, p.stderr
     p = run("train", "train.stepz=5")
     assert p.returncode == 2 and "+train.stepz=5" in p.stderr and "not in struct" in p.stderr
 

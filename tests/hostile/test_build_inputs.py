@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import ase.db
-import numpy as np
 import pyarrow.parquet as pq
 from ase.build import bulk
 from ase.calculators.emt import EMT

@@ -3,7 +3,6 @@ itself, resumes from its checkpoint and ends with exactly the uninterrupted run'
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -44,7 +43,7 @@ def _out(job, info) -> str:
 
 
 def losses(run_dir: Path) -> dict[int, float]:
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 

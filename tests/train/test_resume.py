@@ -12,7 +12,7 @@ COMMON = dict(world_size=2, steps=STEPS, max_atoms=64, deepspeed={"stage": 2}, c
 
 
 def losses(run_dir) -> dict[int, dict]:
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
     return {r["step"]: r for r in rows if "loss" in r}
 
 

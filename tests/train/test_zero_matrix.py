@@ -11,7 +11,7 @@ from pipeline.train.config import DeepSpeedConfig, TrainConfig
 
 
 def rows(run_dir) -> list[dict]:
-    return [r for r in (json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l) if "loss" in r]
+    return [r for r in (json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln) if "loss" in r]
 
 
 def test_zero3_conservative_is_refused_with_the_alternative(tmp_path):
