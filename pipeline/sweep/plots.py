@@ -14,7 +14,8 @@ from pipeline.evaluate.plots import save_figure  # noqa: E402
 
 LABELS = {"final_val_force_mae": "validation force MAE (eV/Å)",
           "downstream_force_mae": "downstream test force MAE (eV/Å)", "val_force_mae": "validation force MAE (eV/Å)",
-          "final_val_energy_mae_per_atom": "validation energy MAE (eV/atom)", "val_force_rmse": "validation force RMSE (eV/Å)",
+          "final_val_energy_mae_per_atom": "validation energy MAE (eV/atom)",
+          "val_force_rmse": "validation force RMSE (eV/Å)",
           "val_re_force_error": "validation RE force error (eV/Å)", "test_force_mae": "test force MAE (eV/Å)"}
 
 

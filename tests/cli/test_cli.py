@@ -10,7 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=cwd or REPO, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=300)
 
 
 def assert_one_line_error(p, *needles):
@@ -48,7 +49,8 @@ def test_shard_folder_without_shards(tmp_path):
 
 
 def test_missing_source_file(tmp_path):
-    p = run_cli("data", "build", "data=mlearn_si", f"paths.data={tmp_path}", "data.build.sources.0.path=/nonexistent/training.json")
+    p = run_cli("data", "build", "data=mlearn_si", f"paths.data={tmp_path}",
+                "data.build.sources.0.path=/nonexistent/training.json")
     assert_one_line_error(p, "/nonexistent/training.json")
 
 

@@ -105,7 +105,8 @@ def test_analyze_with_seeds_scan_rows_and_downstream(tmp_path):
     rows.append(dict(rows[0], run="scan-bad", lr=1e-1, role="scan", final_val_force_mae=50.0))
     scan = {"budget": 1e5, "lrs": [1e-3, 1e-1], "loss": "final_val_force_mae", "chosen": {rows[0]["size"]: 1e-3},
             "scan": [{"run": "r0", "size": rows[0]["size"], "lr": 1e-3, "status": "done", "final_val_force_mae": L[0]},
-                     {"run": "scan-bad", "size": rows[0]["size"], "lr": 1e-1, "status": "done", "final_val_force_mae": 50.0}]}
+                     {"run": "scan-bad", "size": rows[0]["size"], "lr": 1e-1, "status": "done",
+                      "final_val_force_mae": 50.0}]}
     pub = [{"source": "Paper X", "quantity": "beta", "value": "0.3", "definition": "L ~ D^-beta"}]
     res = analyze(_results(tmp_path, rows), tmp_path / "fit", n_boot=12, also=("downstream_force_mae",),
                   context={"command": "atomforge sweep run sweep=x", "lr_scan": scan, "published": pub})

@@ -8,7 +8,8 @@ import pytest
 from helpers import train
 
 STEPS, STOP = 60, 30
-COMMON = dict(world_size=2, steps=STEPS, max_atoms=64, deepspeed={"stage": 2}, ckpt_every=STOP, keep_last=2, warmup_steps=5)
+COMMON = dict(world_size=2, steps=STEPS, max_atoms=64, deepspeed={"stage": 2}, ckpt_every=STOP, keep_last=2,
+              warmup_steps=5)
 
 
 def losses(run_dir) -> dict[int, dict]:
