@@ -1,7 +1,8 @@
 """Data pipeline throughput: build rate, loader rate (1 and 2 workers) against fairchem's AseDBDataset on the
 same structures, how fast a demo-size training step consumes data, and peak build memory as the dataset grows.
 
-    python bench/data_throughput.py --structures 2000 [--memory-sizes 10000 100000] [--merge-sizes 10000 100000 1000000] [--contended]
+    python bench/data_throughput.py --structures 2000 [--memory-sizes 10000 100000]
+        [--merge-sizes 10000 100000 1000000] [--contended]
 
 Prints one JSON object and writes it to bench/results/data_throughput.json (memory runs already recorded there
 are kept unless measured again).
@@ -12,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -23,9 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from pipeline.models.potential import build_model
+from pipeline.models.potential import build_model  # noqa: E402
 
 KINDS = ("bulk", "strain", "rattle", "vacancy", "surface", "md")
 
@@ -37,7 +36,8 @@ def emt_spec(n: int) -> dict:
 
 
 def machine(contended: bool) -> dict:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+               platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "contended": contended,
             "note": "shared machine, other jobs running" if contended else "machine otherwise idle"}
@@ -163,7 +163,8 @@ rng = np.random.default_rng(0)
 per = 250
 for t in range(n // per):  # real manifest rows, fresh structure hashes: n distinct structures
     part = rows.take(rng.integers(0, rows.num_rows, per))
-    part = part.set_column(part.schema.get_field_index("hash"), "hash", pa.array([f"{x:024x}" for x in rng.integers(0, 2**62, per)]))
+    part = part.set_column(part.schema.get_field_index("hash"), "hash",
+                           pa.array([f"{x:024x}" for x in rng.integers(0, 2**62, per)]))
     pq.write_table(part, out / "parts" / f"{t:06d}.parquet")
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t0 = time.perf_counter()
@@ -177,7 +178,8 @@ def merge_memory(template: Path, n: int) -> dict:
     """Peak RSS of the merge step alone (data_prep.finalize) over n manifest rows in parts of 250: the one step
     of a build that sees every structure, measured to sizes a full build here could not reach in minutes."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", MERGE_CHILD, str(REPO), str(template), str(Path(tmp) / "ds"), str(n)],
+        out = subprocess.run([sys.executable, "-c", MERGE_CHILD, str(REPO), str(template), str(Path(tmp) / "ds"),
+                              str(n)],
                              capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -215,7 +217,8 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--memory-sizes", type=int, nargs="*", default=[], help="build sizes for the peak-memory runs")
-    p.add_argument("--merge-sizes", type=int, nargs="*", default=[], help="row counts for the merge-only peak-memory runs")
+    p.add_argument("--merge-sizes", type=int, nargs="*", default=[],
+                   help="row counts for the merge-only peak-memory runs")
     p.add_argument("--contended", action="store_true", help="say the machine was shared while measuring")
     p.add_argument("--teachers", nargs="*", default=[], help="teachers whose labelling rate to measure "
                    "(emt sevennet:7net-0 chgnet:0.3.0), one structure per call and batched")
@@ -236,8 +239,8 @@ def main(argv=None) -> dict:
         res["loader"] = {"ours": ours, "fairchem_AseDBDataset": peer, "train_structures": n_db,
                          "note": "same training structures; ours packs by atom budget, the peer uses the same mean "
                                  "batch size; both yield fairchem AtomicData batches without edges"}
-        res["loader_vs_fairchem_ratio_by_workers"] = {str(o["workers"]): round(o["structures_per_s"] / q["structures_per_s"], 2)
-                                                      for o, q in zip(ours, peer)}
+        res["loader_vs_fairchem_ratio_by_workers"] = {
+            str(o["workers"]): round(o["structures_per_s"] / q["structures_per_s"], 2) for o, q in zip(ours, peer)}
         res["loader_vs_fairchem_ratio"] = res["loader_vs_fairchem_ratio_by_workers"]["2"]
         res["train_step"] = train_consumption(root, a.max_atoms, a.train_steps)
         merged = {n: {**merge_memory(root, n), "machine": res["machine"]} for n in a.merge_sizes}
@@ -254,10 +257,10 @@ def main(argv=None) -> dict:
     merged = {r["rows"]: r for r in prev.get("merge_memory", [])} | merged
     res["merge_memory"] = [merged[k] for k in sorted(merged)]
     res["teacher_labelling"] = teacher_rates(a) if a.teachers else prev.get("teacher_labelling")
-    res["merge_memory_note"] = ("data_prep.finalize alone over n rows (real EMT manifest rows, fresh hashes) in parts of "
-                                "250, a fresh subprocess each; peak RSS includes the ~300 MiB the imports take")
-    res["build_memory_note"] = ("EMT Cu/Al, all kinds, 250 structures per task, workers=2; peak RSS of the build's main "
-                                "process and of its largest worker, each run in a fresh subprocess")
+    res["merge_memory_note"] = ("data_prep.finalize alone over n rows (real EMT manifest rows, fresh hashes) in parts "
+                                "of 250, a fresh subprocess each; peak RSS includes the ~300 MiB the imports take")
+    res["build_memory_note"] = ("EMT Cu/Al, all kinds, 250 structures per task, workers=2; peak RSS of the build's "
+                                "main process and of its largest worker, each run in a fresh subprocess")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res))

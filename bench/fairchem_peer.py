@@ -31,8 +31,9 @@ def _task(name: str, level: str, dim: int, loss: str, coef: float, rmsd: float, 
          "loss_fn": {"_target_": "fairchem.core.modules.loss.DDPMTLoss",
                      "loss_fn": {"_target_": f"fairchem.core.modules.loss.{loss}"}, "coefficient": coef}}
     if refs is not None:
-        t["element_references"] = {"_target_": "fairchem.core.modules.normalization.element_references.ElementReferences",
-                                   "element_references": {"_target_": "torch.DoubleTensor", "_args_": [refs]}}
+        t["element_references"] = {
+            "_target_": "fairchem.core.modules.normalization.element_references.ElementReferences",
+            "element_references": {"_target_": "torch.DoubleTensor", "_args_": [refs]}}
     return t
 
 
@@ -52,12 +53,15 @@ def fairchem_config(size: str, db: Path, run_dir: Path, world: int, max_atoms: i
           "a2g_args": {"r_energy": True, "r_forces": True, "r_edges": False},
           "transforms": {"common_transform": {"dataset_name": "omat"}}}
     concat = {"_target_": "fairchem.core.datasets.mt_concat_dataset.create_concat_dataset",
-              "dataset_configs": {"omat": ds}, "combined_dataset_config": {"sampling": {"type": "temperature", "temperature": 1.0}}}
+              "dataset_configs": {"omat": ds},
+              "combined_dataset_config": {"sampling": {"type": "temperature", "temperature": 1.0}}}
+    sampler = "fairchem.core.datasets.samplers.max_atom_distributed_sampler.MaxAtomDistributedBatchSampler"
     loader = {"_target_": "fairchem.core.components.common.dataloader_builder.get_dataloader", "dataset": concat,
-              "batch_sampler_fn": {"_target_": "fairchem.core.datasets.samplers.max_atom_distributed_sampler.MaxAtomDistributedBatchSampler",
-                                   "_partial_": True, "max_atoms": max_atoms, "min_atoms": 0, "shuffle": True, "seed": 0},
+              "batch_sampler_fn": {"_target_": sampler, "_partial_": True, "max_atoms": max_atoms, "min_atoms": 0,
+                                   "shuffle": True, "seed": 0},
               "num_workers": 0,
-              "collate_fn": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.mt_collater_adapter", "tasks": "${runner.train_eval_unit.tasks}"}}
+              "collate_fn": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.mt_collater_adapter",
+                             "tasks": "${runner.train_eval_unit.tasks}"}}
     return {
         "job": {"device_type": "CPU", "run_dir": str(run_dir), "debug": True, "logger": None, "seed": 0,
                 "scheduler": {"mode": "LOCAL", "ranks_per_node": world, "distributed_init_method": "TCP"}},
@@ -72,12 +76,15 @@ def fairchem_config(size: str, db: Path, run_dir: Path, world: int, max_atoms: i
                 "job_config": "${job}",
                 "tasks": tasks,
                 "model": {"_target_": "fairchem.core.models.base.HydraModel", "backbone": backbone,
-                          "heads": {"energy": {"module": _HEAD + "MLP_Energy_Head"}, "forces": {"module": _HEAD + "Linear_Force_Head"}}},
+                          "heads": {"energy": {"module": _HEAD + "MLP_Energy_Head"},
+                                    "forces": {"module": _HEAD + "Linear_Force_Head"}}},
                 "optimizer_fn": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": lr, "weight_decay": 1e-3},
-                "cosine_lr_scheduler_fn": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit._get_consine_lr_scheduler",
-                                           "_partial_": True, "warmup_factor": 0.2, "warmup_epochs": 0.01, "lr_min_factor": 0.01,
-                                           "steps": steps},
-                "print_every": 1, "clip_grad_norm": 10.0, "ema_decay": 0.99, "bf16": False, "save_inference_ckpt": False,
+                "cosine_lr_scheduler_fn": {
+                    "_target_": "fairchem.core.units.mlip_unit.mlip_unit._get_consine_lr_scheduler",
+                    "_partial_": True, "warmup_factor": 0.2, "warmup_epochs": 0.01, "lr_min_factor": 0.01,
+                    "steps": steps},
+                "print_every": 1, "clip_grad_norm": 10.0, "ema_decay": 0.99, "bf16": False,
+                "save_inference_ckpt": False,
             },
         },
     }
@@ -106,8 +113,9 @@ def run_fairchem(cfg: dict, work: Path, skip: int, timeout: int = 1800) -> dict:
             except (ValueError, SyntaxError):
                 pass
     if p.returncode != 0 or not rows:
-        tail = [l for l in (p.stdout + p.stderr).splitlines() if l.strip()][-5:]
-        return {"error": f"`fairchem -c` exited {p.returncode} with {len(rows)} step rows: " + " | ".join(tail), "command": " ".join(cmd)}
+        tail = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()][-5:]
+        return {"error": f"`fairchem -c` exited {p.returncode} with {len(rows)} step rows: " + " | ".join(tail),
+                "command": " ".join(cmd)}
     # rank 0 logs each step once; skip the warm-up steps as for ours
     vals = [r["train/atoms_per_second(approx)"] for r in rows if r["train/step"] >= skip]
     return {"atoms_per_s": median(vals), "steps_logged": len(rows), "command": " ".join(cmd + ["-c", "<yaml>"])}

@@ -29,7 +29,7 @@ SECTIONS = ("loader", "forward", "backward", "optimizer", "comm")
 
 
 def step_rows(run_dir: Path, skip: int) -> list[dict]:
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l]
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
     return [r for r in rows if "atoms_per_s" in r and r["step"] > skip]
 
 
@@ -47,7 +47,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--skip", type=int, default=2, help="warm-up steps left out of the medians")
     ap.add_argument("--max-atoms", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=3, help="alternating ours/peer runs per size and rank count (medians)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="alternating ours/peer runs per size and rank count (medians)")
     ap.add_argument("--ceiling-seconds", type=float, default=5.0, help="seconds per machine-scaling kernel run")
     ap.add_argument("--contended", action="store_true", help="the machine is shared with other work right now")
     a = ap.parse_args()
@@ -66,12 +67,16 @@ def main():
     db = tmp / "train.aselmdb"
     write_aselmdb(data, db)
     out = {"bench": "train_throughput", "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-           "processor": platform.processor(), "device": "cpu", "omp_threads_per_rank": int(os.environ["OMP_NUM_THREADS"]),
+           "processor": platform.processor(), "device": "cpu",
+           "omp_threads_per_rank": int(os.environ["OMP_NUM_THREADS"]),
            "note": "contended 2-core CPU shared with other work" if a.contended else "dedicated"},
-           "contended": a.contended, "repeats": a.repeats, "steps": a.steps, "skip_steps": a.skip, "max_atoms_per_rank": a.max_atoms,
+           "contended": a.contended, "repeats": a.repeats, "steps": a.steps, "skip_steps": a.skip,
+           "max_atoms_per_rank": a.max_atoms,
            "peer": {"trainer": "fairchem -c (TrainEvalRunner + MLIPTrainEvalUnit, DDP over gloo)",
-                    "fairchem_core": getattr(fairchem.core, "__version__", "?"), "data": "same train structures as an aselmdb",
-                    "batches": "MaxAtomDistributedBatchSampler, same max_atoms per rank", "loss": "per-atom energy MAE x5 + force L2 x10 (ours too)",
+                    "fairchem_core": getattr(fairchem.core, "__version__", "?"),
+                    "data": "same train structures as an aselmdb",
+                    "batches": "MaxAtomDistributedBatchSampler, same max_atoms per rank",
+                    "loss": "per-atom energy MAE x5 + force L2 x10 (ours too)",
                     "atoms_per_s": "fairchem's train/atoms_per_second(approx): rank-0 atoms x world / step wall time"},
            "sizes": {}, "time_breakdown": {}}
     # the ceiling first: how well this machine lets two single-thread processes scale at all
@@ -115,7 +120,8 @@ def main():
         if rec["vs_fairchem_ratio_2rank_paired"] is not None:
             ratios[size] = rec["vs_fairchem_ratio_2rank_paired"]
     # headline: 2 ranks each (the distributed setup), paired median; overall = geometric mean over sizes
-    out["vs_fairchem_ratio"] = {**ratios, "overall": exp(sum(log(r) for r in ratios.values()) / len(ratios))} if ratios else None
+    out["vs_fairchem_ratio"] = ({**ratios, "overall": exp(sum(log(r) for r in ratios.values()) / len(ratios))}
+                                if ratios else None)
     if errors:
         out["peer"]["errors"] = errors
     out["weak_scaling_efficiency"] = min(effs)

@@ -21,7 +21,8 @@ def hash_keys(hashes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return raw["hi"].astype(np.uint64), raw["lo"].astype(np.uint64)
 
 
-def duplicates(parts: Iterable[tuple[int, list[str], np.ndarray, np.ndarray]], n_rows: int, tmp: Path) -> dict[int, np.ndarray]:
+def duplicates(parts: Iterable[tuple[int, list[str], np.ndarray, np.ndarray]], n_rows: int,
+               tmp: Path) -> dict[int, np.ndarray]:
     """Rows whose hash occurred earlier in the same scope (part order, then row order), as {part: row indices}.
 
     `parts` yields (part index, hashes, row indices, scope ids) for the usable rows; rows of different scopes

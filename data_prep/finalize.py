@@ -1,8 +1,8 @@
 """Merge finished task parts into manifest.parquet, quarantine.parquet and card.json, one part at a time.
 
 Passes over the parts (each reads only the columns it needs): duplicates by structure hash (first occurrence
-in task order wins; spilled hash buckets), robust (Huber) element references on the training rows, per-atom energy residuals
-(kept per part on disk) for a robust median/MAD outlier cut, the refit on what is left, and the writing.
+in task order wins; spilled hash buckets), robust (Huber) element references on the training rows, per-atom energy
+residuals (kept per part on disk) for a robust median/MAD outlier cut, the refit on what is left, and the writing.
 Peak memory is one part plus one hash bucket, whatever the number of structures.
 """
 from __future__ import annotations
@@ -123,7 +123,8 @@ def finalize(cfg, n_tasks: int) -> dict:
                 rows = kept.filter(pc.equal(kept.column("split"), s))
                 counts[s] += rows.num_rows
                 atoms[s] += int(pc.sum(rows.column("n_atoms")).as_py() or 0)
-            for q in (t.filter(pc.is_valid(t.column("reason"))), _reason(dup, "duplicate"), _reason(outl, "energy_outlier")):
+            for q in (t.filter(pc.is_valid(t.column("reason"))), _reason(dup, "duplicate"),
+                      _reason(outl, "energy_outlier")):
                 qua.write(q)
                 for r in q.column("reason").to_pylist():
                     kind = r.split(":")[0].split(" ")[0]  # "bad_stress at f.xyz:3" and "read_error: ..." count by kind

@@ -139,7 +139,8 @@ class ShardReader:
         got = getattr(self, "_digest", None)
         if got != self.expected:
             raise ShardHashMismatch(f"shard {self.path} fails its sha256 check (card {self.expected[:16]}..., "
-                                    f"file {got[:16] + '...' if got else 'not fully read'}): its bytes changed since the build")
+                                    f"file {got[:16] + '...' if got else 'not fully read'}): its bytes changed since "
+                                    "the build")
 
 
 def expected_hash(hashes: dict | None, path) -> str | None:

@@ -71,9 +71,10 @@ class RobustReferences:
         for _ in range(MAX_ITER):
             res = self._residuals(refs, col)
             med = median(res, self.n_rows)
-            scale = max(1.4826 * median(lambda: (np.abs(r - med) for r in res()), self.n_rows), MIN_SCALE)
+            mad = median(lambda res=res, med=med: (np.abs(r - med) for r in res()), self.n_rows)
+            scale = max(1.4826 * mad, MIN_SCALE)
 
-            def huber(i: int) -> np.ndarray:
+            def huber(i: int, scale: float = scale) -> np.ndarray:
                 u = np.abs(np.load(self.tmp / f"fitres-{i:06d}.npy")) / scale
                 return np.minimum(1.0, HUBER_C / np.maximum(u, 1e-300))
 

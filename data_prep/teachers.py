@@ -171,7 +171,8 @@ class Teacher:
                     j += 1
                 chunk, chunk_s = atoms_list[i:j], stress[i:j]
                 try:
-                    out.extend(self._many(chunk, chunk_s) if (self.batched and batch_atoms) else [self.one(chunk[0], chunk_s[0])])
+                    out.extend(self._many(chunk, chunk_s) if (self.batched and batch_atoms)
+                               else [self.one(chunk[0], chunk_s[0])])
                 except Exception:  # noqa: BLE001 - find the structure to blame
                     for a, s in zip(chunk, chunk_s):
                         try:
@@ -202,7 +203,8 @@ class SevenNetTeacher(Teacher):
         from torch_geometric.data import Batch
 
         self.elements_ok(batch)
-        graphs = [AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(a, self.cutoff, with_shift=False)) for a in batch]
+        graphs = [AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(a, self.cutoff, with_shift=False))
+                  for a in batch]
         model = self.calc.model
         model.set_is_batch_data(True)
         try:

@@ -12,7 +12,7 @@ from data_prep.structure import Structure
 class ValidationConfig:
     min_distance: float = 0.5  # Å: closer atoms are a broken structure
     max_atoms: int = 1000
-    max_abs_energy_per_atom: float = 1e3  # eV/atom: crude bound; per-element outliers are caught after the reference fit
+    max_abs_energy_per_atom: float = 1e3  # eV/atom: crude bound; per-element outliers are caught after the ref. fit
     max_abs_force: float = 1e3  # eV/Å
     max_z: int = 100  # elements the models embed
     min_volume_per_atom: float = 0.5  # Å^3: solids sit at 5-50 (metallic H near 1 at 500 GPa); below is a broken cell

@@ -26,10 +26,12 @@ stages:
   reproduce  a published comparison -> results/<name>/   atomforge reproduce mlearn-si|silicon-re|pretrain-finetune|si-vacancy|zero-shot|foundation|finetune target=<folder>
            the CI-sized chain (minutes)                 atomforge reproduce mlearn-si smoke=true out=/tmp/r work=/tmp/w
 
-Set ATOMFORGE_DEBUG=1 for full tracebacks."""
+Set ATOMFORGE_DEBUG=1 for full tracebacks."""  # noqa: E501 - help text, one line per stage as printed
 
-STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema", "fairchem", "repo", "private"), "eval": ("run", "split", "out"),
-              "plan": ("gpu_gib",), "models": ("flops",), "reproduce": ("smoke", "out", "work", "target", "parent", "label")}  # bare keys of a stage -> <stage>.<key>
+# bare keys of a stage -> <stage>.<key>
+STAGE_KEYS = {"export": ("run", "checkpoint", "out", "ema", "fairchem", "repo", "private"),
+              "eval": ("run", "split", "out"), "plan": ("gpu_gib",), "models": ("flops",),
+              "reproduce": ("smoke", "out", "work", "target", "parent", "label")}
 
 
 class Interrupted(AtomforgeError):
@@ -89,8 +91,10 @@ def stage_export(cfg: dict, args: list[str]) -> None:
         raise UsageError(f"unknown export action {args[0]!r}; expected `atomforge export` or `atomforge export push`")
     if not Path(e["run"]).is_dir():
         raise UsageError(f"run directory not found: {e['run']}")
-    out = export(e["run"], e["out"], checkpoint=str(e["checkpoint"]), ema=bool(e["ema"]), fairchem=bool(e.get("fairchem", True)))
-    print(f"exported: {out} (config.json, model.safetensors, README.md{', inference_ckpt.pt' if e.get('fairchem', True) else ''})")
+    out = export(e["run"], e["out"], checkpoint=str(e["checkpoint"]), ema=bool(e["ema"]),
+                 fairchem=bool(e.get("fairchem", True)))
+    print(f"exported: {out} (config.json, model.safetensors, "
+          f"README.md{', inference_ckpt.pt' if e.get('fairchem', True) else ''})")
 
 
 def stage_eval(cfg: dict, args: list[str]) -> None:
@@ -101,7 +105,8 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
 
         if not Path(ev["run"]).is_dir():
             raise UsageError(f"run directory not found: {ev['run']}")
-        res = select_checkpoints(ev["run"], cfg["data"]["root"], ev["select_split"], float(ev["re_weight"]), ev["device"])
+        res = select_checkpoints(ev["run"], cfg["data"]["root"], ev["select_split"], float(ev["re_weight"]),
+                                 ev["device"])
         print(Path(res["files"][1]).read_text())
         print(res.get("note") or f"best: {res['best']} -> {ev['run']}/best_checkpoint.json (export checkpoint=best)")
         return
@@ -124,7 +129,8 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
         attach_metrics(ev["model"], rep, cfg["data"]["name"])  # the card shows what was just measured
     print(json.dumps({"all": rep["all"], "rare_events": rep["rare_events"]}, indent=1))
     if "dft_noise_floor" in rep:
-        print("DFT noise floor (" + rep["dft_noise_floor"]["coarse"] + " vs reference): " + json.dumps(rep["dft_noise_floor"]))
+        print("DFT noise floor (" + rep["dft_noise_floor"]["coarse"] + " vs reference): "
+              + json.dumps(rep["dft_noise_floor"]))
     print(f"report: {ev['out']}/report.md, report.json")
 
 
@@ -159,7 +165,8 @@ def stage_reproduce(cfg: dict, args: list[str]) -> None:
 
     name = cfg["reproduce"]["name"]
     if name not in RESULTS:
-        raise UsageError(f"configs/reproduce entry names an unknown result {name!r}; expected one of {', '.join(RESULTS)}")
+        raise UsageError(f"configs/reproduce entry names an unknown result {name!r}; "
+                         f"expected one of {', '.join(RESULTS)}")
     run(name, cfg)
     print(f"result: {cfg['reproduce']['out']}/report.md, metrics.json")
 
@@ -207,7 +214,7 @@ def _hydra_message(e: Exception) -> str | None:
         return None
     text = str(e) + (f"\n{str(e.__cause__).splitlines()[0]}" if e.__cause__ and str(e.__cause__).strip() else "")
     lines = []
-    for line in (l.strip() for l in text.splitlines()):
+    for line in (ln.strip() for ln in text.splitlines()):
         if line.startswith("Config search path"):  # hydra's provider list: nothing a user can act on
             break
         if not line or line.startswith(("full_key", "object_type", "reference_type")):
@@ -216,7 +223,7 @@ def _hydra_message(e: Exception) -> str | None:
             lines[-1] += f" {line},"
         else:
             lines.append(line)
-    return "\n  ".join(l.rstrip(",") for l in lines)
+    return "\n  ".join(ln.rstrip(",") for ln in lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # = pipeline.compose.CONFIG_DIR; help must not import hydra
+# the same folder as pipeline.compose.CONFIG_DIR: help must not import hydra
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 # stage -> (one-line purpose, groups it reads, common overrides, example); actions are "stage action"
 HELP = {
-    "data": ("Build a dataset: read -> validate (quarantine with reason) -> dedup -> split -> shards + manifest + card.",
+    "data": ("Build a dataset: read -> validate (quarantine with reason) -> dedup -> split -> shards + manifest "
+             "+ card.",
              ("data",), ("data=<entry>", "data.root=<out folder>", "data.build.workers=2", "seed=0"),
              "atomforge data build data=mlearn_si"),
     "data build": ("Build (or resume) the dataset named by data=; a rerun redoes only tasks whose inputs changed. "
@@ -20,14 +22,18 @@ HELP = {
               ("train.steps=1000", "train.lr=1e-3", "world_size=2", "model.force_mode=conservative",
                "train.resume=none", "run_dir=runs/<name>", "cluster=slurm"),
               "atomforge train model=esen_xs data=emt_demo deepspeed=zero2 world_size=2"),
-    "eval": ("Score a model (exported folder or run folder) on a split: standard + rare-event metrics, report and plots.",
+    "eval": ("Score a model (exported folder or run folder) on a split: standard + rare-event metrics, report "
+             "and plots.",
              ("data", "eval"), ("eval.model=<folder>", "split=test", "out=<report folder>", "eval.plots=false"),
              "atomforge eval data=emt_demo eval.model=runs/esen_xs-emt_demo/hub"),
-    "eval select": ("Rank a run's checkpoints on validation data (force RMSE + RE force error) -> best_checkpoint.json.",
+    "eval select": ("Rank a run's checkpoints on validation data (force RMSE + RE force error) -> "
+                    "best_checkpoint.json.",
                     ("data", "eval"), ("run=<run folder>", "eval.select_split=val", "eval.re_weight=1.0"),
                     "atomforge eval select data=silicon_re run=runs/esen_xs-silicon_re"),
-    "export": ("Consolidate a run's checkpoint (any ZeRO stage) into a hub folder: config.json, model.safetensors, card.",
-               (), ("run=<run folder>", "out=<new folder>", "checkpoint=latest|best|<step>", "ema=true", "fairchem=true"),
+    "export": ("Consolidate a run's checkpoint (any ZeRO stage) into a hub folder: config.json, model.safetensors, "
+               "card.",
+               (), ("run=<run folder>", "out=<new folder>", "checkpoint=latest|best|<step>", "ema=true",
+                    "fairchem=true"),
                "atomforge export run=runs/esen_xs-emt_demo out=hub/my-model"),
     "export push": ("Publish an exported folder to the Hugging Face hub (needs a token and network).", (),
                     ("out=<exported folder>", "repo=<user/name>", "private=false"),
@@ -54,7 +60,8 @@ HELP = {
                   "atomforge sweep run sweep=emt_demo"),
     "reproduce": ("Run one published comparison end to end and write results/<name>/ (report, metrics, plots, model).",
                   ("reproduce",), ("smoke=true", "out=<results folder>", "work=<work folder>",
-                                    "target=<mlearn-format folder> (finetune)", "parent=<exported model folder> (finetune)"),
+                                    "target=<mlearn-format folder> (finetune)",
+                                    "parent=<exported model folder> (finetune)"),
                   "atomforge reproduce finetune target=../shared/data/mlearn/Mo"),
 }
 ACTIONS = {"data": ("build",), "eval": ("select",), "export": ("push",),

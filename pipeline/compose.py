@@ -26,8 +26,8 @@ def plain(cfg) -> dict:
 def assemble_train_config(run_dir, data_root, model: dict, train: dict, deepspeed: dict, world_size: int, seed: int,
                           **extra) -> TrainConfig:
     """The one place a TrainConfig is made from composed pieces (CLI, sweeps, reproduce recipes, demo)."""
-    return TrainConfig.from_dict({"run_dir": str(run_dir), "data_root": str(data_root), "model": model, "deepspeed": deepspeed,
-                                  "world_size": world_size, "seed": seed, **train, **extra})
+    return TrainConfig.from_dict({"run_dir": str(run_dir), "data_root": str(data_root), "model": model,
+                                  "deepspeed": deepspeed, "world_size": world_size, "seed": seed, **train, **extra})
 
 
 def train_config(cfg: dict) -> TrainConfig:
@@ -42,4 +42,5 @@ def require_dataset(root: Path, name: str) -> None:
     if not root.is_dir():
         raise UsageError(f"no built dataset at {root}: run `atomforge data build data={name}` first")
     if not (root / "manifest.parquet").is_file() or not list((root / "shards").glob("*.tar")):
-        raise UsageError(f"{root} has no shards or manifest: it is not a finished build (rerun `atomforge data build data={name}`)")
+        raise UsageError(f"{root} has no shards or manifest: it is not a finished build "
+                         f"(rerun `atomforge data build data={name}`)")

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from pipeline.models.potential import build_model
 
 
@@ -30,7 +29,8 @@ def run_demo(cfg: dict) -> dict:
     print(json.dumps({k: summary[k] for k in ("counts", "quarantined")}))
 
     tc = train_config(cfg)
-    _step(2, f"train {tc.model.name} with DeepSpeed ZeRO-{tc.deepspeed.stage} on {tc.world_size} processes -> {tc.run_dir}")
+    _step(2, f"train {tc.model.name} with DeepSpeed ZeRO-{tc.deepspeed.stage} on {tc.world_size} processes "
+             f"-> {tc.run_dir}")
     rc = launch(tc)
     if rc != 0:
         raise UsageError(f"demo training failed with exit code {rc}")
@@ -54,7 +54,8 @@ def run_demo(cfg: dict) -> dict:
     a = predict(model, structs)
     b = predict(trained, structs)
     rel = max(max(abs(x["energy"] - y["energy"]) / max(abs(y["energy"]), 1e-12),
-                  float(np.abs(x["forces"] - y["forces"]).max() / max(np.abs(y["forces"]).max(), 1e-12))) for x, y in zip(a, b))
+                  float(np.abs(x["forces"] - y["forces"]).max() / max(np.abs(y["forces"]).max(), 1e-12)))
+              for x, y in zip(a, b))
     print(f"exported vs trained model: max relative difference {rel:.2e} over {len(structs)} test structures")
     if rel > 1e-6:
         raise UsageError(f"exported model does not reproduce the trained model (relative difference {rel:.2e})")

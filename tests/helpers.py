@@ -7,7 +7,8 @@ from pathlib import Path
 FAULTS = {"injected": 0, "survived": 0, "samples_lost": 0}
 HOSTILE = {"tried": 0, "handled": 0, "lost": 0}
 
-SMALL_EMT = {"type": "emt", "elements": ["Cu", "Al"], "per_kind": {"bulk": 8, "strain": 8, "rattle": 8, "vacancy": 8, "surface": 4, "md": 16}}
+SMALL_EMT = {"type": "emt", "elements": ["Cu", "Al"],
+             "per_kind": {"bulk": 8, "strain": 8, "rattle": 8, "vacancy": 8, "surface": 4, "md": 16}}
 
 
 def build_dataset(out: Path, sources: list[dict], **kw) -> Path:

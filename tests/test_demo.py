@@ -25,7 +25,7 @@ def test_demo_end_to_end(tmp_path):
     assert ranks["world_size"] == 2 and ranks["steps_per_rank"] == [40, 40]
     rel = float(re.search(r"max relative difference ([0-9.e+-]+)", p.stdout).group(1))
     assert rel <= 1e-6
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # it learns
     for f in ("config.json", "model.safetensors", "README.md"):

@@ -23,7 +23,8 @@ def make_source(spec: dict) -> Source:
     kind = spec.pop("type", None)
     if kind == "emt":
         from data_prep.sources.emt import EMTSource as cls
-    elif kind == "teacher":  # generated structures labelled by a teacher: emt | sevennet:<model> | chgnet:<version> | module:Class
+    elif kind == "teacher":
+        # generated structures labelled by a teacher: emt | sevennet:<model> | chgnet:<version> | module:Class
         from data_prep.sources.teacher import TeacherSource as cls
     elif kind == "mlearn":
         from data_prep.sources.mlearn import MLearnSource as cls
@@ -33,15 +34,16 @@ def make_source(spec: dict) -> Source:
         from data_prep.sources.extxyz import ExtXYZSource as cls
     elif kind == "asedb":
         from data_prep.sources.asedb import AseDBSource as cls
-    elif kind == "subset":  # a deterministic fraction of another source: {"type": "subset", "source": {...}, "fraction": f}
+    elif kind == "subset":
+        # a deterministic fraction of another source: {"type": "subset", "source": {...}, "fraction": f}
         from data_prep.sources.subset import SubsetSource
 
         return SubsetSource(**spec, make_source=make_source)
     elif kind == "python":  # a reader of one's own: {"type": "python", "target": "module:Class", ...kwargs}
         cls = _import_target(spec.pop("target", None))
     else:
-        raise ValueError(f"unknown source type {kind!r}; expected one of emt, teacher, mlearn, silicon_re, extxyz, asedb, "
-                         "subset, python")
+        raise ValueError(f"unknown source type {kind!r}; expected one of emt, teacher, mlearn, silicon_re, extxyz, "
+                         "asedb, subset, python")
     return cls(**spec)
 
 

@@ -84,7 +84,8 @@ class AseDBSource:
             with np.load(meta) as m:
                 self.natoms = np.asarray(m["natoms"])
             if len(self.natoms) != sum(self.counts):
-                raise ValueError(f"{meta} lists {len(self.natoms)} structures but the databases hold {sum(self.counts)}")
+                raise ValueError(f"{meta} lists {len(self.natoms)} structures but the databases hold "
+                                 f"{sum(self.counts)}")
 
     def tasks(self):
         out, offset = [], 0

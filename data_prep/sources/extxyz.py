@@ -56,7 +56,8 @@ def frames(path: str) -> Iterator[tuple[int, str | ReadError]]:
                         break
                     body.append(atom)
             if len(body) < n + 2:
-                yield i, ReadError(path, i, f"truncated: frame at line {start} has {max(len(body) - 2, 0)} of {n} atom lines")
+                yield i, ReadError(path, i, f"truncated: frame at line {start} has {max(len(body) - 2, 0)} of {n} "
+                                            "atom lines")
             else:
                 yield i, "".join(body)
             i += 1

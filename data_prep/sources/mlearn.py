@@ -1,4 +1,5 @@
-"""mlearn JSON (Zuo et al. 2020): a list of {structure (pymatgen dict), outputs{energy, forces, virial_stress}, group}."""
+"""mlearn JSON (Zuo et al. 2020): a list of {structure (pymatgen dict), outputs{energy, forces, virial_stress},
+group}."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -128,7 +128,8 @@ def _pick(elements: list[str], rng) -> tuple[str, Atoms]:
         else:
             a, x = (str(s) for s in rng.choice(metals, 2, replace=False))
         return f"{a}{x}-{proto}", binary(a, x, proto)
-    protos = (("perovskite",) if big and len(metals) >= 2 and anions else ()) + (("heusler", "alloy3") if len(metals) >= 3 else ())
+    protos = ((("perovskite",) if big and len(metals) >= 2 and anions else ())
+              + (("heusler", "alloy3") if len(metals) >= 3 else ()))
     proto = protos[int(rng.integers(len(protos)))]
     if proto == "perovskite":
         a = big[int(rng.integers(len(big)))]

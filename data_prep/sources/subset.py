@@ -22,8 +22,8 @@ def keep(structure: Structure, fraction: float, seed: int) -> bool:
 
 
 class SubsetSource:
-    def __init__(self, source: dict, fraction: float, seed: int = 0, split_fractions: dict | None = None, split_seed: int = 0,
-                 only_split: str = "train", make_source=None):
+    def __init__(self, source: dict, fraction: float, seed: int = 0, split_fractions: dict | None = None,
+                 split_seed: int = 0, only_split: str = "train", make_source=None):
         # the registry passes itself in (make_source), so the wrapper needs no import of the package it belongs to
         if not 0.0 < float(fraction) <= 1.0:
             raise ValueError(f"subset fraction must be in (0, 1], got {fraction}")
@@ -45,7 +45,8 @@ class SubsetSource:
         for s in self.inner.read(task):
             if not isinstance(s, Structure):  # an unreadable record: passed on to be quarantined
                 yield s
-            elif self.split_fractions is not None and assign_split(s.group, self.split_fractions, self.split_seed) != self.only_split:
+            elif (self.split_fractions is not None
+                  and assign_split(s.group, self.split_fractions, self.split_seed) != self.only_split):
                 yield s
             elif self.fraction >= 1.0 or keep(s, self.fraction, self.seed):
                 yield s

@@ -110,7 +110,7 @@ class TeacherSource:
             yield from self._md(task, rng, teacher)
             return
         made = []
-        for i in range(task.n):
+        for _ in range(task.n):
             proto, cell = prototypes.pick(self.elements, rng)
             cell = prototypes.supercell(cell, self.min_atoms, self.max_atoms)
             made.append((proto, prototypes.distort(cell, task.kind, rng, self.elements)))

@@ -32,8 +32,10 @@ def structure_to_atomicdata(s: Structure, task: str = DEFAULT_TASK, dtype=torch.
         fixed=torch.zeros(n, dtype=torch.long),
         tags=torch.zeros(n, dtype=torch.long),
         energy=torch.tensor([s.energy], dtype=dtype),
-        forces=torch.as_tensor(s.forces, dtype=dtype) if s.forces is not None else torch.full((n, 3), float("nan"), dtype=dtype),
-        stress=torch.as_tensor(s.stress, dtype=dtype).view(1, 3, 3) if s.stress is not None else torch.full((1, 3, 3), float("nan"), dtype=dtype),
+        forces=(torch.as_tensor(s.forces, dtype=dtype) if s.forces is not None
+                else torch.full((n, 3), float("nan"), dtype=dtype)),
+        stress=(torch.as_tensor(s.stress, dtype=dtype).view(1, 3, 3) if s.stress is not None
+                else torch.full((1, 3, 3), float("nan"), dtype=dtype)),
         sid=[s.info.get("key", "")],
         dataset=task,
     )

@@ -75,7 +75,8 @@ class ShardBatches(IterableDataset):
         for r in self.roots:
             _check_root(r, cfg.split)
         flags = [m.get("flag") for m in cfg.mix] if cfg.mix else [None]
-        indices = [load_index(str(r / "manifest.parquet"), cfg.split, d, f) for d, (r, f) in enumerate(zip(self.roots, flags))]
+        indices = [load_index(str(r / "manifest.parquet"), cfg.split, d, f)
+                   for d, (r, f) in enumerate(zip(self.roots, flags))]
         if cfg.mix:
             self.plan = mixed_plan(indices, weights, cfg.temperature, rank, world, epoch, cfg.seed, cfg.max_atoms,
                                    cfg.window, cfg.shuffle, cfg.epoch_size)
@@ -146,7 +147,8 @@ class ShardBatches(IterableDataset):
             delivered: set[str] = set()
             for sample in reader:
                 last = sample["__key__"]
-                if last in wanted and last not in delivered:  # a later sample under a delivered key is not the recorded one
+                # a later sample under a delivered key is not the recorded one
+                if last in wanted and last not in delivered:
                     sample["__url__"] = str(path)
                     try:  # decoded first: a CRC failure names the member
                         cache[(d, visit, last)] = decode(sample)
@@ -194,8 +196,8 @@ class ShardBatches(IterableDataset):
             self._bad[shard_id] = False
             what = reason(e) if sha else f"shard {path} is unreadable after key {last}: {reason(e)}"
             also = f"; first damaged sample: {bad[0][1]}" if bad else ""
-            self._fail(f"{what}{also}; all {len(wanted)} planned sample(s) of this shard skipped, first key {min(wanted)}",
-                       len(wanted))
+            self._fail(f"{what}{also}; all {len(wanted)} planned sample(s) of this shard skipped, "
+                       f"first key {min(wanted)}", len(wanted))
             return set(wanted)
         if expected:
             self._verified.add(shard_id)

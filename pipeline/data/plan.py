@@ -95,7 +95,8 @@ def epoch_plan(index: dict[str, list[Sample]], rank: int, world: int, epoch: int
     counts = [len(rank_batches(index, r, world, epoch, seed, max_atoms, window, shuffle)) for r in range(world)]
     n = min(counts)
     if n == 0:
-        raise ValueError(f"rank has no batch this epoch (per-rank batch counts {counts}): too little data for {world} ranks")
+        raise ValueError(f"rank has no batch this epoch (per-rank batch counts {counts}): too little data for "
+                         f"{world} ranks")
     return rank_batches(index, rank, world, epoch, seed, max_atoms, window, shuffle)[:n]
 
 
@@ -152,5 +153,6 @@ def mixed_plan(indices: list[dict[str, list[Sample]]], weights: list[float] | No
     counts = [len(_mixed_rank_batches(*args, r, world, epoch, seed, max_atoms, window, shuffle)) for r in range(world)]
     n = min(counts)
     if n == 0:
-        raise ValueError(f"rank has no batch this epoch (per-rank batch counts {counts}): too little data for {world} ranks")
+        raise ValueError(f"rank has no batch this epoch (per-rank batch counts {counts}): too little data for "
+                         f"{world} ranks")
     return _mixed_rank_batches(*args, rank, world, epoch, seed, max_atoms, window, shuffle)[:n]

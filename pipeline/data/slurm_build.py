@@ -43,10 +43,12 @@ def _executor(folder: Path, cluster: dict, name: str):
 
     d = cluster.get("data") or {}
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
-    params = {"name": name, "timeout_min": int(d.get("timeout_min") or 60), "cpus_per_task": int(d.get("cpus_per_task") or 1),
+    params = {"name": name, "timeout_min": int(d.get("timeout_min") or 60),
+              "cpus_per_task": int(d.get("cpus_per_task") or 1),
               "slurm_array_parallelism": int(d.get("array_parallelism") or 64),
               # jobs start where this process runs, with this repository importable and this interpreter
-              "slurm_setup": [f"cd {shlex.quote(os.getcwd())}", f"export PYTHONPATH={shlex.quote(str(REPO))}:${{PYTHONPATH:-}}"]}
+              "slurm_setup": [f"cd {shlex.quote(os.getcwd())}",
+                              f"export PYTHONPATH={shlex.quote(str(REPO))}:${{PYTHONPATH:-}}"]}
     for key in ("partition", "account", "qos"):
         if cluster.get(key) not in (None, ""):
             params[f"slurm_{key}"] = cluster[key]
@@ -81,7 +83,7 @@ def _error_of(job) -> str:
         try:
             job.result()
         except Exception as e:  # noqa: BLE001 - submitit re-raises the element's error with its traceback
-            lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             return lines[-1][:200] if lines else type(e).__name__
     return f"killed without a result (log {job.paths.stderr})"
 
@@ -114,8 +116,8 @@ def slurm_build(cfg: BuildConfig, cluster: dict) -> dict:
                 live = [j for j in (array, merge.job_id) if j]
                 if array:
                     arrays.append(array)
-                    print(f"submitted SLURM job array {array} ({len(pending)} tasks), merge job {merge.job_id} after it",
-                          flush=True)
+                    print(f"submitted SLURM job array {array} ({len(pending)} tasks), "
+                          f"merge job {merge.job_id} after it", flush=True)
                     _wait([array], poll_s)
                 failed = [(a, j) for a, j in zip(pending, jobs) if not task_done(a)]
                 if not failed:
@@ -125,7 +127,8 @@ def slurm_build(cfg: BuildConfig, cluster: dict) -> dict:
                 if attempt == retries:
                     raise SlurmBuildError(f"{len(failed)} task(s) still failed after {retries} retries: {names}")
                 retried.append([a[1] for a, _ in failed])
-                print(f"resubmitting {len(failed)} failed task(s) (retry {attempt + 1} of {retries}): {names}", flush=True)
+                print(f"resubmitting {len(failed)} failed task(s) (retry {attempt + 1} of {retries}): {names}",
+                      flush=True)
                 pending = [a for a, _ in failed]
             _wait([merge.job_id], poll_s)
         except BaseException:  # interrupted: nothing may go on writing once the folder lock is released

@@ -44,7 +44,8 @@ def re_cdf(acc, out: Path, floor_acc=None) -> str:
                 continue
             for axis, x in ((ax[0], np.abs(df)), (ax[1], th[np.isfinite(th)])):
                 x = np.sort(x)
-                axis.plot(x, np.arange(1, len(x) + 1) / len(x), style, label=f"{label}, {'RE' if which == 're' else 'all'} atoms")
+                axis.plot(x, np.arange(1, len(x) + 1) / len(x), style,
+                          label=f"{label}, {'RE' if which == 're' else 'all'} atoms")
     ax[0].set_xlabel("|dF| = ||F_pred| - |F_ref|| (eV/Å)")
     ax[1].set_xlabel("angle(F_pred, F_ref) (degree)")
     for a in ax:

@@ -23,7 +23,8 @@ DEFINITIONS = {
     "md_time_to_failure": ("time under a linear Langevin temperature ramp until a pair gets closer than 0.5 d_nn "
                            "or the energy is not finite; null = survived the whole ramp", "ps"),
     "rdf_l1_error": ("integral over r of |g_model(r) - g_ref(r)| from NVT MD at the same conditions", "Å"),
-    "vacancy_diffusivity": ("sum over atoms of the mean square displacement / (6 t) in NVT MD with one vacancy", "Å^2/ps"),
+    "vacancy_diffusivity": ("sum over atoms of the mean square displacement / (6 t) in NVT MD with one vacancy",
+                            "Å^2/ps"),
 }
 
 
@@ -77,7 +78,8 @@ def neb_barrier(make_calc, element: str, repeat: int = 2, n_images: int = 5, fma
     neb.interpolate(method="idpp", mic=True)
     converged = bool(FIRE(neb, logfile=None).run(fmax=fmax, steps=steps))
     e = np.array([im.get_potential_energy() for im in images])
-    path = np.concatenate([[0.0], np.cumsum([np.linalg.norm(_mic(b.positions - a.positions, a)) for a, b in zip(images, images[1:])])])
+    path = np.concatenate([[0.0], np.cumsum([np.linalg.norm(_mic(b.positions - a.positions, a))
+                                             for a, b in zip(images, images[1:])])])
     return {"value": float(e.max() - e[0]), "energies": (e - e[0]).tolist(), "path": path.tolist(),
             "converged": converged, "n_atoms": len(init)}
 
@@ -88,7 +90,8 @@ def _mic(d, atoms):
     return find_mic(d, atoms.cell, atoms.pbc)[0]
 
 
-def nve_energy_drift(make_calc, atoms, temperature_K: float = 300.0, dt_fs: float = 2.0, steps: int = 200, seed: int = 0) -> dict:
+def nve_energy_drift(make_calc, atoms, temperature_K: float = 300.0, dt_fs: float = 2.0, steps: int = 200,
+                     seed: int = 0) -> dict:
     atoms = atoms.copy()
     atoms.calc = make_calc()
     # equipartition: start at 2T so the run settles near T
@@ -115,7 +118,8 @@ def md_time_to_failure(make_calc, atoms, t_start: float = 300.0, t_end: float = 
     d0 = atoms.get_all_distances(mic=True)
     d_nn = float(d0[d0 > 1e-6].min())
     MaxwellBoltzmannDistribution(atoms, temperature_K=t_start, rng=np.random.default_rng(seed))
-    dyn = Langevin(atoms, dt_fs * units.fs, temperature_K=t_start, friction=0.02, fixcm=False, rng=np.random.default_rng(seed + 1))
+    dyn = Langevin(atoms, dt_fs * units.fs, temperature_K=t_start, friction=0.02, fixcm=False,
+                   rng=np.random.default_rng(seed + 1))
     for done in range(0, steps, check_every):
         dyn.set_temperature(temperature_K=t_start + (t_end - t_start) * done / steps)
         dyn.run(check_every)
@@ -132,7 +136,8 @@ def _nvt(make_calc, atoms, temperature_K, dt_fs, steps, seed):
     atoms = atoms.copy()
     atoms.calc = make_calc()
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=np.random.default_rng(seed))
-    dyn = Langevin(atoms, dt_fs * units.fs, temperature_K=temperature_K, friction=0.02, fixcm=False, rng=np.random.default_rng(seed + 1))
+    dyn = Langevin(atoms, dt_fs * units.fs, temperature_K=temperature_K, friction=0.02, fixcm=False,
+                   rng=np.random.default_rng(seed + 1))
     return atoms, dyn
 
 
@@ -140,7 +145,8 @@ def rdf(make_calc, atoms, temperature_K: float = 900.0, dt_fs: float = 2.0, step
         rmax: float | None = None, nbins: int = 80, seed: int = 0) -> dict:
     atoms, dyn = _nvt(make_calc, atoms, temperature_K, dt_fs, steps, seed)
     if rmax is None:  # ASE needs rmax below half the smallest cell height
-        rmax = 0.49 * float(min(atoms.cell.volume / np.linalg.norm(np.cross(*np.delete(atoms.cell.array, i, 0))) for i in range(3)))
+        rmax = 0.49 * float(min(atoms.cell.volume / np.linalg.norm(np.cross(*np.delete(atoms.cell.array, i, 0)))
+                                for i in range(3)))
     gs = []
     dyn.attach(lambda: gs.append(get_rdf(atoms, rmax, nbins)[0]), interval=every)
     dyn.run(steps)
@@ -148,7 +154,8 @@ def rdf(make_calc, atoms, temperature_K: float = 900.0, dt_fs: float = 2.0, step
     return {"r": r.tolist(), "g": np.mean(gs, 0).tolist()}
 
 
-def diffusivity(make_calc, atoms, temperature_K: float = 1200.0, dt_fs: float = 4.0, steps: int = 500, seed: int = 0) -> dict:
+def diffusivity(make_calc, atoms, temperature_K: float = 1200.0, dt_fs: float = 4.0, steps: int = 500,
+                seed: int = 0) -> dict:
     atoms, dyn = _nvt(make_calc, atoms, temperature_K, dt_fs, steps, seed)
     start = atoms.positions.copy()  # ASE MD does not wrap positions, so displacements are continuous
     dyn.run(steps)
@@ -162,7 +169,8 @@ def compare(name: str, model: dict, ref: dict) -> dict:
     out = {"model": model.get("value"), "reference": ref.get("value")}
     if out["model"] is not None and out["reference"] is not None:
         out["error"] = out["model"] - out["reference"]
-    out["curves"] = {"model": {k: v for k, v in model.items() if k != "value"}, "reference": {k: v for k, v in ref.items() if k != "value"}}
+    out["curves"] = {"model": {k: v for k, v in model.items() if k != "value"},
+                     "reference": {k: v for k, v in ref.items() if k != "value"}}
     return out
 
 
@@ -177,19 +185,24 @@ def property_suite(make_calc, teacher, elements=("Cu",), repeat: int = 2, md_ste
         vac = cell.copy()
         del vac[0]
         if "vacancy_formation_energy" in which:
-            res["vacancy_formation_energy"] = compare("vf", vacancy_formation_energy(make_calc, el, repeat), vacancy_formation_energy(teacher, el, repeat))
+            res["vacancy_formation_energy"] = compare("vf", vacancy_formation_energy(make_calc, el, repeat),
+                                                      vacancy_formation_energy(teacher, el, repeat))
         if "vacancy_migration_barrier" in which:
-            res["vacancy_migration_barrier"] = compare("neb", neb_barrier(make_calc, el, repeat, steps=neb_steps), neb_barrier(teacher, el, repeat, steps=neb_steps))
+            res["vacancy_migration_barrier"] = compare("neb", neb_barrier(make_calc, el, repeat, steps=neb_steps),
+                                                       neb_barrier(teacher, el, repeat, steps=neb_steps))
         if "nve_energy_drift" in which:
-            res["nve_energy_drift"] = compare("nve", nve_energy_drift(make_calc, cell, steps=md_steps), nve_energy_drift(teacher, cell, steps=md_steps))
+            res["nve_energy_drift"] = compare("nve", nve_energy_drift(make_calc, cell, steps=md_steps),
+                                              nve_energy_drift(teacher, cell, steps=md_steps))
         if "md_time_to_failure" in which:
-            res["md_time_to_failure"] = compare("stab", md_time_to_failure(make_calc, cell, steps=md_steps), md_time_to_failure(teacher, cell, steps=md_steps))
+            res["md_time_to_failure"] = compare("stab", md_time_to_failure(make_calc, cell, steps=md_steps),
+                                                md_time_to_failure(teacher, cell, steps=md_steps))
         if "rdf_l1_error" in which:
             m, r = rdf(make_calc, cell, steps=md_steps), rdf(teacher, cell, steps=md_steps)
             dr = m["r"][1] - m["r"][0]
             l1 = float(np.abs(np.array(m["g"]) - np.array(r["g"])).sum() * dr)
             res["rdf_l1_error"] = {"model": l1, "reference": 0.0, "error": l1, "curves": {"model": m, "reference": r}}
         if "vacancy_diffusivity" in which:
-            res["vacancy_diffusivity"] = compare("diff", diffusivity(make_calc, vac, steps=md_steps), diffusivity(teacher, vac, steps=md_steps))
+            res["vacancy_diffusivity"] = compare("diff", diffusivity(make_calc, vac, steps=md_steps),
+                                                 diffusivity(teacher, vac, steps=md_steps))
         out[el] = res
     return out

@@ -21,7 +21,8 @@ DEFINITIONS = {
     "all_theta_median_deg": ("median over all atoms of angle(F_pred, F_ref)", "degree"),
     "all_theta_p90_deg": ("90th percentile over all atoms of angle(F_pred, F_ref)", "degree"),
     "n_re_atoms": ("rare-event atoms: r == 0 in silicon_re, re == 1 in EMT MD, or detected in a trajectory", "count"),
-    "dft_noise_floor": ("the same RE/all-atom figures between coarse-k-mesh DFT forces and the reference (DFT_K4) forces", "eV/Å, degree"),
+    "dft_noise_floor": ("the same RE/all-atom figures between coarse-k-mesh DFT forces and the reference (DFT_K4) "
+                        "forces", "eV/Å, degree"),
     "selection_score": ("force_rmse + re_weight * re_force_rms on the validation split (lower is better)", "eV/Å"),
 }
 
@@ -43,7 +44,8 @@ def _min_image_dist(positions: np.ndarray, sites: np.ndarray, cell: np.ndarray) 
     return np.linalg.norm(frac @ cell, axis=1).reshape(len(positions), len(sites))
 
 
-def detect_re_atoms(frames, sites: np.ndarray, window: int = 1, off_site: float = 0.3, d_nn: float | None = None) -> list[np.ndarray]:
+def detect_re_atoms(frames, sites: np.ndarray, window: int = 1, off_site: float = 0.3,
+                    d_nn: float | None = None) -> list[np.ndarray]:
     """RE masks for a trajectory of our own (list of ase.Atoms) against lattice `sites` (Å).
 
     An atom is RE in a frame when its nearest site differs from the one `window` frames before or after,

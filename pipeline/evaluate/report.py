@@ -19,7 +19,8 @@ DEFINITIONS = {
 def write_report(out_dir: str | Path, report: dict, title: str) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = dict(report, definitions={k: {"definition": d, "units": u} for k, (d, u) in DEFINITIONS.items()} | report.get("definitions", {}))
+    report = dict(report, definitions={k: {"definition": d, "units": u} for k, (d, u) in DEFINITIONS.items()}
+                  | report.get("definitions", {}))
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True))
     lines = [f"# {title}", ""]
     for section, rows in report.items():

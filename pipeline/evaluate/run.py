@@ -73,8 +73,10 @@ def evaluate(model_path: str, data_root: str, split: str, out_dir: str, device: 
                                neb_steps=int(properties.get("neb_steps", 300)),
                                which=tuple(properties.get("which") or PROPERTY_DEFINITIONS))
         # figures in the report; the raw curves (NEB paths, energy traces, RDFs) beside it
-        (out / "curves.json").write_text(json.dumps({el: {k: v["curves"] for k, v in r.items()} for el, r in props.items()}))
-        report["properties"] = {el: {k: {c: v[c] for c in ("model", "reference", "error") if c in v} for k, v in r.items()}
+        (out / "curves.json").write_text(json.dumps({el: {k: v["curves"] for k, v in r.items()}
+                                                     for el, r in props.items()}))
+        report["properties"] = {el: {k: {c: v[c] for c in ("model", "reference", "error") if c in v}
+                                     for k, v in r.items()}
                                 for el, r in props.items()}
     if make_plots:
         floor_acc = None
@@ -84,7 +86,8 @@ def evaluate(model_path: str, data_root: str, split: str, out_dir: str, device: 
                 if "forces_dft_k1" in s.atom_fields:
                     floor_acc.add(s.atom_fields["forces_dft_k1"], s.forces, re_mask(s))
         report["plots"] = [p for p in (plots.parity(pairs, out), plots.re_cdf(acc, out, floor_acc),
-                                       props and plots.neb_profiles(props, out), props and plots.energy_drift(props, out)) if p]
+                                       props and plots.neb_profiles(props, out),
+                                       props and plots.energy_drift(props, out)) if p]
     defs = {k: {"definition": d, "units": u} for k, (d, u) in {**RE_DEFINITIONS, **PROPERTY_DEFINITIONS}.items()}
     report["definitions"] = defs
     write_report(out_dir, report, f"Evaluation of {Path(model_path).name} on {Path(data_root).name}/{split}")

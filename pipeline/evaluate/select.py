@@ -22,8 +22,9 @@ def score_model(model, structures, device: str = "cpu", re_weight: float = 1.0) 
     pairs = list(predict_structures(model, structures, device=device))
     std = standard_metrics(pairs)["all"]
     re, _ = rare_event_metrics(pairs)
-    row = {"force_rmse": std["force_rmse"], "force_mae": std["force_mae"], "energy_mae_per_atom": std["energy_mae_per_atom"],
-           "re_force_rms": re.get("re_force_rms"), "re_force_mae": re.get("re_force_mae"), "n_re_atoms": re["n_re_atoms"]}
+    row = {"force_rmse": std["force_rmse"], "force_mae": std["force_mae"],
+           "energy_mae_per_atom": std["energy_mae_per_atom"], "re_force_rms": re.get("re_force_rms"),
+           "re_force_mae": re.get("re_force_mae"), "n_re_atoms": re["n_re_atoms"]}
     row["selection_score"] = selection_score(row["force_rmse"], row["re_force_rms"], re_weight)
     return row
 
@@ -59,7 +60,8 @@ def select_checkpoints(run_dir: str, data_root: str, split: str = "val", re_weig
         result["warning"] = f"split {split!r} has no rare-event atoms: selection_score equals force_rmse"
     analysis_only = split == "test"  # a checkpoint is never chosen on the test set
     if analysis_only:
-        result["note"] = "ranking on the test split: analysis only, best_checkpoint.json (chosen on validation data) is left as it is"
+        result["note"] = ("ranking on the test split: analysis only, best_checkpoint.json (chosen on validation data) "
+                          "is left as it is")
     stem = run / ("ranking-test" if analysis_only else "selection")
     result["files"] = [str(stem) + ".json", str(stem) + ".md"]
     Path(result["files"][0]).write_text(json.dumps(result, indent=1))
@@ -67,12 +69,14 @@ def select_checkpoints(run_dir: str, data_root: str, split: str = "val", re_weig
     if analysis_only:
         return result
     (run / "best_checkpoint.json").write_text(json.dumps({"tag": by_score[0], "metric": "selection_score",
-                                                          "value": rows[by_score[0]]["selection_score"], "split": split}, indent=1))
+                                                          "value": rows[by_score[0]]["selection_score"],
+                                                          "split": split}, indent=1))
     return result
 
 
 def _markdown(r: dict) -> str:
-    cols = ["selection_score", "rank_selection_score", "force_rmse", "rank_force_rmse", "re_force_rms", "re_force_mae", "n_re_atoms"]
+    cols = ["selection_score", "rank_selection_score", "force_rmse", "rank_force_rmse", "re_force_rms", "re_force_mae",
+            "n_re_atoms"]
     fmt = lambda v: f"{v:.5g}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = [f"# Checkpoint selection for {r['run']}", "", r["definition"], "",
              "| checkpoint | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]

@@ -40,9 +40,11 @@ class ErrorAccumulator:
     def result(self) -> dict:
         r = {}
         if self.n_s:
-            r.update(energy_mae_per_atom=self.e_abs / self.n_s, energy_rmse_per_atom=np.sqrt(self.e_sq / self.n_s), n_structures=int(self.n_s))
+            r.update(energy_mae_per_atom=self.e_abs / self.n_s, energy_rmse_per_atom=np.sqrt(self.e_sq / self.n_s),
+                     n_structures=int(self.n_s))
         if self.n_fc:
-            r.update(force_mae=self.f_abs / self.n_fc, force_rmse=np.sqrt(self.f_sq / self.n_fc), n_force_components=int(self.n_fc))
+            r.update(force_mae=self.f_abs / self.n_fc, force_rmse=np.sqrt(self.f_sq / self.n_fc),
+                     n_force_components=int(self.n_fc))
         if self.n_fa:
             r["force_cosine"] = self.cos / self.n_fa
         if self.n_sc:

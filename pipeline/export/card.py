@@ -69,6 +69,7 @@ def model_card(cfg: dict) -> str:
                           f"{SOURCES.get(k, (k, 'see the dataset card', None))[1]} |" for k in kinds)
     cites = "\n\n".join(c for c in [ESEN] + [SOURCES.get(k, (0, 0, None))[2] for k in kinds] if c)
     direct = cfg["architecture"]["force_mode"] == "direct"
+    ds, tr = cfg["dataset"], cfg["training"]
     text = f"""---
 {data.to_yaml()}
 ---
@@ -80,8 +81,8 @@ An interatomic potential ({cfg['ladder_name']}, {cfg['architecture']['force_mode
 - Elements: {', '.join(els)}
 - Cutoff: {cfg['cutoff']} Å, at most {cfg['max_neighbors']} neighbours
 - Units: energy eV, forces eV/Å, stress eV/Å^3 (ASE sign convention)
-- Training data: `{cfg['dataset'].get('name')}` (content hash `{str(cfg['dataset'].get('content_hash'))[:16]}`), structures: {count_text}
-- Training: {cfg['training']['steps']} steps, ZeRO-{cfg['training']['zero_stage']}, {cfg['training']['world_size']} ranks, EMA weights: {cfg['training']['ema']}
+- Training data: `{ds.get('name')}` (content hash `{str(ds.get('content_hash'))[:16]}`), structures: {count_text}
+- Training: {tr['steps']} steps, ZeRO-{tr['zero_stage']}, {tr['world_size']} ranks, EMA weights: {tr['ema']}
 - Parent model: {_parent(cfg)}
 - Weights: `model.safetensors`, sha256 `{cfg.get('weights_sha256', '')}`
 
@@ -139,15 +140,16 @@ def _recipe(cfg: dict) -> str:
     r = cfg.get("recipe")
     if not r:
         return ""
-    mix = "\n".join(f"| `{m['task']}` | {m.get('dataset')} | {m.get('structures')} | {', '.join(m.get('sources') or [])} |"
-                     for m in r.get("data_mix") or [])
+    mix = "\n".join(f"| `{m['task']}` | {m.get('dataset')} | {m.get('structures')} | "
+                    f"{', '.join(m.get('sources') or [])} |" for m in r.get("data_mix") or [])
     default = cfg["architecture"].get("default_task") or "-"
+    heads = f"`{default}`; other heads: `predict(..., task=...)` / `calculator(..., task=...)`"
     return f"""## How it was made
 
 - Command: `{r.get('command')}` at commit `{r.get('git_commit')}`
 - Training compute: {r.get('training_flops', 0):.3g} FLOPs (counted per atom x atoms processed, all stages)
 - Stages: {r.get('stages')}
-- Default head (calculators, fairchem, LAMMPS): `{default}`; other heads: `predict(..., task=...)` / `calculator(..., task=...)`
+- Default head (calculators, fairchem, LAMMPS): {heads}
 
 | head (task) | dataset | training structures | sources |
 |---|---|---|---|

@@ -43,13 +43,15 @@ def _heads(model: Potential) -> dict:
 
 def _task(name: str, prop: str, level: str, dim: list[int], scale: float, refs: torch.Tensor | None) -> dict:
     task = {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.Task", "name": name, "level": level, "property": prop,
-            "out_spec": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.OutputSpec", "dim": dim, "dtype": "float32"},
+            "out_spec": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.OutputSpec", "dim": dim,
+                         "dtype": "float32"},
             "normalizer": {"_target_": _NORMALIZER, "mean": 0.0, "rmsd": float(scale)},
             "datasets": [DEFAULT_TASK]}
     if refs is not None:
         # A plain list through torch.tensor keeps the config free of tensors (hydra cannot hold them).
         task["element_references"] = {"_target_": _ELEMENT_REFS,
-                                      "element_references": {"_target_": "torch.tensor", "data": [float(v) for v in refs]}}
+                                      "element_references": {"_target_": "torch.tensor",
+                                                             "data": [float(v) for v in refs]}}
     return task
 
 

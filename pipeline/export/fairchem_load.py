@@ -29,7 +29,8 @@ def _check_targets(node, where: str = "checkpoint"):
     if isinstance(node, dict):
         for k, v in node.items():
             if k == "_target_" and v not in _TARGETS:
-                raise UnsafeFolderError(f"{where} asks to build {v!r}, which an atomforge export never writes: refusing it")
+                raise UnsafeFolderError(f"{where} asks to build {v!r}, which an atomforge export never writes: "
+                                        "refusing it")
             if k == "module" and isinstance(v, str) and "." in v and not v.startswith(_MODULE_PREFIX):
                 raise UnsafeFolderError(f"{where} names module {v!r} outside fairchem's models: refusing it")
             _check_targets(v, where)
@@ -68,8 +69,8 @@ def fairchem_predict_unit(folder: str | Path, device: str = "cpu", inference_set
 
     path = verified_checkpoint(folder)
     with weights_only(path), torch.serialization.safe_globals([MLIPInferenceCheckpoint]):
-        return load_predict_unit(str(path), device=device,
-                                 inference_settings=inference_settings or ("traineval" if device == "cpu" else "default"))
+        settings = inference_settings or ("traineval" if device == "cpu" else "default")
+        return load_predict_unit(str(path), device=device, inference_settings=settings)
 
 
 def fairchem_calculator(folder: str | Path, device: str = "cpu", task_name: str | None = None,

@@ -6,14 +6,13 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from data_prep.schema import UNITS
 from pipeline.export.card import model_card
 from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 from data_prep.integrity import file_sha256
-from pipeline.export.files import CONFIG, FAIRCHEM_CKPT, WEIGHTS, check_target, inside, publish, staging
+from pipeline.export.files import CONFIG, FAIRCHEM_CKPT, check_target, inside, publish, staging
 from pipeline.models.config import ModelConfig
 from pipeline.models.folder import FORMAT_VERSION, from_pretrained, load, load_state, read_config  # noqa: F401 (hub's names)
 from pipeline.models.potential import build_model
@@ -24,8 +23,9 @@ REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many
 
 def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True, metrics: dict | None = None,
            fairchem: bool = True, recipe: dict | None = None) -> Path:
-    """Consolidate a run's checkpoint into a hub folder; with `fairchem`, also `inference_ckpt.pt` for fairchem's loaders;
-    `recipe`: how the model was made (data mix, compute, commit), kept in config.json and shown on the card."""
+    """Consolidate a run's checkpoint into a hub folder; with `fairchem`, also `inference_ckpt.pt` for fairchem's
+    loaders; `recipe`: how the model was made (data mix, compute, commit), kept in config.json and shown on the
+    card."""
     out_p = Path(out)
     check_target(out_p, Path(run_dir))
     ck = find_checkpoint(run_dir, checkpoint)
@@ -46,7 +46,8 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
 def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run_dir: str, metrics: dict | None,
            fairchem: bool, recipe: dict | None = None) -> None:
     # sorted names: safetensors keeps insertion order among equal-sized tensors, and the checksum must not depend on it
-    save_file(dict(sorted(sd.items())), str(tmp / "model.safetensors"), metadata={"format": "pt"})  # one key: a Rust HashMap orders several at random, changing the checksum
+    # one metadata key: a Rust HashMap orders several at random, changing the checksum
+    save_file(dict(sorted(sd.items())), str(tmp / "model.safetensors"), metadata={"format": "pt"})
     train, card = rec["train"], rec["card"]
     refs = rec.get("element_references") or card["element_references"]
     mcfg = ModelConfig(**train["model"])
@@ -73,7 +74,8 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
         "element_references": refs,
         "energy_scale": rec.get("energy_scale") or card.get("force_rms") or 1.0,
         "units": UNITS,
-        "dataset": {**{k: card.get(k) for k in ("name", "content_hash", "counts", "units")}, "sources": _sources(train)},
+        "dataset": {**{k: card.get(k) for k in ("name", "content_hash", "counts", "units")},
+                    "sources": _sources(train)},
         "training": {"steps": state["step"], "checkpoint": ck.name, "ema": ema, "world_size": rec.get("world_size"),
                      "zero_stage": train["deepspeed"]["stage"], "bf16": train["deepspeed"]["bf16"]},
         "metrics": metrics or _eval_metrics(run_dir),
@@ -92,8 +94,8 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
 
         # one head for fairchem's one-task calculator (and LAMMPS): the default head, exactly
         write_inference_checkpoint(single_task(model), tmp / FAIRCHEM_CKPT)
-        config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": file_sha256(tmp / FAIRCHEM_CKPT), "task_name": "omat",
-                                         "head": model.default_task or None}
+        config["fairchem_checkpoint"] = {"file": FAIRCHEM_CKPT, "sha256": file_sha256(tmp / FAIRCHEM_CKPT),
+                                         "task_name": "omat", "head": model.default_task or None}
     (tmp / CONFIG).write_text(json.dumps(config, indent=1))
     (tmp / "README.md").write_text(model_card(config))
 
@@ -104,7 +106,8 @@ def _sources(train: dict) -> list[dict]:
     out = []
     for r in roots:
         try:
-            out += [{"type": s.get("type"), "dataset": Path(r).name} for s in json.loads((Path(r) / "card.json").read_text())["sources"]]
+            out += [{"type": s.get("type"), "dataset": Path(r).name}
+                    for s in json.loads((Path(r) / "card.json").read_text())["sources"]]
         except (OSError, ValueError, KeyError, TypeError):  # the data may not travel with the run
             out.append({"type": "unknown", "dataset": Path(r).name})
     return out
@@ -163,13 +166,15 @@ def push(folder: str | Path, repo_id: str, private: bool = False, token: str | N
     cfg, _ = load_state(folder)  # refuse to publish a broken folder
     token = token or get_token()
     if not token:
-        raise PermissionError("no Hugging Face token: set HF_TOKEN or run `hf auth login` before `atomforge export push`")
+        raise PermissionError("no Hugging Face token: set HF_TOKEN or run `hf auth login` before "
+                              "`atomforge export push`")
     if _offline():
         raise ConnectionError("the hub is unreachable (HF_HUB_OFFLINE is set): cannot push")
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message=f"atomforge export {cfg['name']}")
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id,
+                                 commit_message=f"atomforge export {cfg['name']}")
     except Exception as e:  # noqa: BLE001 - network/auth errors become one line
         raise ConnectionError(f"push to {repo_id} failed: {e}") from e
     return str(getattr(info, "commit_url", info))

@@ -39,7 +39,8 @@ def prepare(cfg: dict) -> dict:
     r["work"] = r.get("work") or f"runs/reproduce/finetune-{label}"
     smoke_replay = (r.get("smoke_settings") or {}).get("replay") or {}
     root = smoke_replay.get("corpus_root")
-    if unset and isinstance(root, str) and root.startswith("None/"):  # `${reproduce.work}/...` resolved before the default
+    # `${reproduce.work}/...` resolved before the default
+    if unset and isinstance(root, str) and root.startswith("None/"):
         smoke_replay["corpus_root"] = r["work"] + root[len("None"):]
     return {**cfg, "reproduce": r}
 
@@ -116,7 +117,8 @@ def run(cfg: dict) -> dict:
     scratch_model = {"name": arch["name"], "backbone": arch["backbone"], "force_mode": arch["force_mode"], "tasks": []}
     jobs, counts, roots = [], {}, {}
     for f in fractions:
-        roots[f] = r.build(f"{label}_{pct(f)}", fraction_sources({"sources": sources, "split": s["split"]}, f, s["seed"]), s["split"])
+        roots[f] = r.build(f"{label}_{pct(f)}",
+                           fraction_sources({"sources": sources, "split": s["split"]}, f, s["seed"]), s["split"])
         counts[f] = int(json.loads((roots[f] / "card.json").read_text())["counts"]["train"])
         for v in variants:
             jobs.append((v, f))
@@ -159,10 +161,11 @@ def run(cfg: dict) -> dict:
     compute = _compute(runs, roots, fractions, pcfg)
     shipped = ship_best(curves, runs, fractions, r.out / "model")
     png = plot(curves, fractions, counts, zero, r.out)
-    metrics = {"target": str(target), "label": label, "parent": {"path": str(parent), "weights_sha256": pcfg.get("weights_sha256")},
+    metrics = {"target": str(target), "label": label,
+               "parent": {"path": str(parent), "weights_sha256": pcfg.get("weights_sha256")},
                "curves": {v: {str(f): x for f, x in c.items()} for v, c in curves.items()},
                "train_counts": {str(f): n for f, n in counts.items()}, "zero_shot": zero, "forgetting": forget,
                "compute": compute, "model": shipped, "runs": runs, "plot": png}
-    r.finish(f"Fine-tuning the foundation model on {label}", body(s, metrics, curves, fractions, counts, zero, forget, png),
-             metrics, s)
+    r.finish(f"Fine-tuning the foundation model on {label}",
+             body(s, metrics, curves, fractions, counts, zero, forget, png), metrics, s)
     return metrics

@@ -66,12 +66,13 @@ def claims(curves: dict, fractions: list[float]) -> tuple[list[str], dict]:
         at25 = small is not None and small <= 0.25
         lines.append(f"- {LABELS.get(v, v)}: reaches scratch's {100 * top:g}% test force MAE ({fmt(full)} eV/Å) with "
                      + (f"{100 * small:g}% of the data" if small is not None else "no fraction")
-                     + f" (target: ≤ 25%: {'met' if at25 else 'missed'}); at {100 * top:g}% {fmt(c[top]['force_mae'])} eV/Å "
-                     f"({'beats' if beats else 'does not beat'} scratch).")
+                     + f" (target: ≤ 25%: {'met' if at25 else 'missed'}); at {100 * top:g}% "
+                     f"{fmt(c[top]['force_mae'])} eV/Å ({'beats' if beats else 'does not beat'} scratch).")
     return lines, out
 
 
-def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, zero: dict, forget: dict, png: str) -> list[str]:
+def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, zero: dict, forget: dict,
+         png: str) -> list[str]:
     label = m["label"]
     vs = list(curves)
     header = ["training structures (fraction)"] + [f"{LABELS.get(v, v)}: F MAE (eV/Å)" for v in vs] + \
@@ -91,7 +92,8 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
              "|F_pred - F_DFT| (eV/Å); energy = mean over structures of |E_pred - E_DFT| / n_atoms (meV/atom).", "",
              *table(header, rows), "", f"![test force MAE vs data]({png})", "",
              "Zero-shot models (no training on the target) and published numbers on the same test set:", "",
-             *table(["model", "F MAE (eV/Å)", "E MAE (meV/atom)", "E MAE, mean offset removed (meV/atom)", "source"], zrows), "",
+             *table(["model", "F MAE (eV/Å)", "E MAE (meV/atom)", "E MAE, mean offset removed (meV/atom)", "source"],
+                    zrows), "",
              "## Claims", "", *claim_lines, ""]
     if m.get("model"):
         mm = m["model"]
@@ -99,37 +101,41 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
                   f"{100 * mm['fraction']:g}% (of the fine-tuned variants, the lower val force RMSE).", ""]
     c = m.get("compute") or {}
     if c.get("ratio"):
-        lines += [f"- Compute: the parent's pre-training took {c['pretrain_flops']:.3g} FLOPs, {c['ratio']:.1f}x one fine-tuning "
-                  f"run here ({c['run']}: {c['finetune_flops']:.3g} FLOPs; counted FLOPs per atom x atoms processed).", ""]
+        lines += [f"- Compute: the parent's pre-training took {c['pretrain_flops']:.3g} FLOPs, {c['ratio']:.1f}x one "
+                  f"fine-tuning run here ({c['run']}: {c['finetune_flops']:.3g} FLOPs; counted FLOPs per atom x atoms "
+                  "processed).", ""]
     if label == "Si" and "finetune" in curves:
         best = min((curves[v][max(fractions)] for v in curves if v != "scratch"), key=lambda x: x["force_mae"])
         lines += [f"- mlearn Si targets (fine-tuned, 100%): force MAE {fmt(best['force_mae'])} eV/Å (target < 0.04: "
-                  f"{'met' if best['force_mae'] < 0.04 else 'missed'}), energy MAE {fmt(best['energy_mae_mev_atom'])} meV/atom "
+                  f"{'met' if best['force_mae'] < 0.04 else 'missed'}), energy MAE "
+                  f"{fmt(best['energy_mae_mev_atom'])} meV/atom "
                   f"(target < 2.21: {'met' if best['energy_mae_mev_atom'] < 2.21 else 'missed'}).", ""]
     conv = [[f"{100 * f:g}%", c["convergence"]["late_gain"], "flat" if c["convergence"]["flat"] else "still improving",
              " ".join(f"{st}:{fmt(v, 3)}" for st, v in c["convergence"]["curve"])]
             for f, c in curves.get("scratch", {}).items()]
     if conv:
         lines += ["## Scratch convergence", "",
-                  f"How it was checked: every scratch run's checkpoints (every {s['train']['ckpt_every']} steps) are scored on "
-                  "val; the run is flat when the best val force RMSE of its last 30% of checkpoints improves on the best "
-                  f"before them by less than {100 * float(s['converged_tolerance']):g}%.", "",
+                  f"How it was checked: every scratch run's checkpoints (every {s['train']['ckpt_every']} steps) are "
+                  "scored on val; the run is flat when the best val force RMSE of its last 30% of checkpoints improves "
+                  f"on the best before them by less than {100 * float(s['converged_tolerance']):g}%.", "",
                   *table(["fraction", "late relative gain", "verdict", "val force RMSE by step (eV/Å)"], conv), ""]
     if forget:
         lines += ["## Forgetting", "",
-                  f"The pre-training corpus {forget['parent']['split']} split through the parent's `{forget['parent']['task']}` "
-                  "head, before (parent) and after each fine-tune:", "",
+                  f"The pre-training corpus {forget['parent']['split']} split through the parent's "
+                  f"`{forget['parent']['task']}` head, before (parent) and after each fine-tune:", "",
                   *table(["model", "F MAE (eV/Å)", "F RMSE (eV/Å)", "E MAE (meV/atom)"],
-                         [[k, v["force_mae"], v["force_rmse"], v["energy_mae_mev_atom"]] for k, v in forget.items()]), ""]
+                         [[k, v["force_mae"], v["force_rmse"], v["energy_mae_mev_atom"]]
+                          for k, v in forget.items()]), ""]
     lines += ["## Protocol (no test-set tuning)", "",
               "- Fractions are nested subsets of the training split (a hash of each structure); the val split "
-              f"({100 * s['split'].get('val', 0) / sum(s['split'].values()):g}% of the training groups) and the test set "
-              "are the same for every fraction.",
-              f"- Every run of a fraction: the same steps ({_budget(s)}), {s['train']['max_atoms']} atoms per step, warm-up "
-              f"{s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr {s.get('finetune_train', {}).get('lr')} "
-              f"(scratch {s['train']['lr']}), fixed before any run.",
-              f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with element "
-              "references refitted on the target's data; replay draws "
-              f"{100 * float(s['replay']['share']):g}% of each step's structures from the corpus through the `{s['replay']['task']}` head.",
+              f"({100 * s['split'].get('val', 0) / sum(s['split'].values()):g}% of the training groups) and the test "
+              "set are the same for every fraction.",
+              f"- Every run of a fraction: the same steps ({_budget(s)}), {s['train']['max_atoms']} atoms per step, "
+              f"warm-up {s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr "
+              f"{s.get('finetune_train', {}).get('lr')} (scratch {s['train']['lr']}), fixed before any run.",
+              f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with "
+              "element references refitted on the target's data; replay draws "
+              f"{100 * float(s['replay']['share']):g}% of each step's structures from the corpus through the "
+              f"`{s['replay']['task']}` head.",
               "- Every checkpoint is chosen on val force RMSE; the test set is read once per run, after selection.", ""]
     return lines

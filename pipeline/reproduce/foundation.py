@@ -26,7 +26,8 @@ def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:
     path = CONFIG_DIR / "data" / f"{name}.yaml"
     if not path.is_file():
         raise UsageError(f"reproduce.corpus={name!r}: no configs/data/{name}.yaml")
-    conf = OmegaConf.to_container(OmegaConf.merge({"paths": cfg["paths"]}, {"data": OmegaConf.load(path)}), resolve=True)
+    conf = OmegaConf.to_container(OmegaConf.merge({"paths": cfg["paths"]}, {"data": OmegaConf.load(path)}),
+                                  resolve=True)
     return Path(root or conf["data"]["root"]), conf["data"]["build"]
 
 
@@ -63,17 +64,20 @@ def run(cfg: dict) -> dict:
     roots = {"teacher": corpus, **{task: r.build(task, srcs, s["split"]) for task, srcs in s["datasets"].items()}}
     tasks = list(s["model"]["tasks"])
     if sorted(tasks) != sorted(roots):
-        raise ValueError(f"reproduce.model.tasks {tasks} must name the corpus (teacher) and every dataset {sorted(roots)}")
+        raise ValueError(f"reproduce.model.tasks {tasks} must name the corpus (teacher) and every dataset "
+                         f"{sorted(roots)}")
     mix = [{"root": str(roots[t]), "task": t} for t in tasks]
     stages, runs = s["stages"], {}
     runs["direct"] = r.train("direct", corpus, train=stages["direct"], model={"force_mode": "direct"}, mix=mix)
-    runs["conservative"] = r.train("conservative", corpus, train=stages["conservative"], model={"force_mode": "conservative"},
-                                   mix=mix, init_from=str(last_checkpoint(runs["direct"])))
+    runs["conservative"] = r.train("conservative", corpus, train=stages["conservative"],
+                                   model={"force_mode": "conservative"}, mix=mix,
+                                   init_from=str(last_checkpoint(runs["direct"])))
     hub, sel = r.select_export(runs["conservative"], corpus, re_weight=float(s["select"].get("re_weight", 0.0)))
     compute = {k: run_compute(v, corpus) for k, v in runs.items()}
     total_flops = sum(c["flops"] for c in compute.values())
 
-    test = r.evaluate(hub, corpus, r.out / "corpus_test", split="test", plots=False)["all"] if _has_split(corpus, "test") else None
+    test = (r.evaluate(hub, corpus, r.out / "corpus_test", split="test", plots=False)["all"]
+            if _has_split(corpus, "test") else None)
     zero = {name: score_model(hub, spec, r.device, s.get("max_structures")) for name, spec in s["zero_shot"].items()}
     peers = _peers(Path(s["peers_from"]))
 
@@ -82,11 +86,13 @@ def run(cfg: dict) -> dict:
     flat = {f"{k}_{m}": v[m] for k, v in zero.items() for m in ("force_mae", "energy_mae_per_atom_shifted")}
     if test:
         flat.update({f"corpus_test_{m}": test[m] for m in ("force_mae", "energy_mae_per_atom")})
-    recipe = {"command": "atomforge reproduce foundation" + (" reproduce.smoke=true" if s["variant"] == "smoke" else ""),
+    recipe = {"command": "atomforge reproduce foundation"
+              + (" reproduce.smoke=true" if s["variant"] == "smoke" else ""),
               "git_commit": provenance(r.device)["git_commit"], "training_flops": total_flops,
               "stages": {k: f"{c['steps']} steps, {c['force_mode']} forces" for k, c in compute.items()},
               "data_mix": [{"task": t, "dataset": c.get("name"), "structures": (c.get("counts") or {}).get("train"),
-                            "sources": sorted({x.get("type") for x in c.get("sources", [])})} for t, c in cards.items()]}
+                            "sources": sorted({x.get("type") for x in c.get("sources", [])})}
+                           for t, c in cards.items()]}
     export(str(runs["conservative"]), str(ship), checkpoint=sel["best"], metrics=flat, fairchem=True, recipe=recipe)
     if (r.out / "model").exists():
         shutil.rmtree(r.out / "model")  # this recipe's own copy of the shipped folder, rewritten each run
@@ -116,20 +122,24 @@ def _peers(path: Path) -> dict:
 
 
 def _body(s: dict, m: dict, zero: dict, peers: dict) -> list[str]:
-    mix_rows = [[t, json.dumps(v["counts"]), v["elements"], ", ".join(sorted(set(v["sources"])))] for t, v in m["mix"].items()]
-    stage_rows = [[k, c["steps"], c["atoms"], c["flops_per_atom"], c["flops"], c["wall_s"]] for k, c in m["compute"].items()]
+    mix_rows = [[t, json.dumps(v["counts"]), v["elements"], ", ".join(sorted(set(v["sources"])))]
+                for t, v in m["mix"].items()]
+    stage_rows = [[k, c["steps"], c["atoms"], c["flops_per_atom"], c["flops"], c["wall_s"]]
+                  for k, c in m["compute"].items()]
     val = m["val"]
     lines = [
-        f"Shipped: `{m['ship']}` ({m['ship_mb']:.1f} MB; limit {s['max_ship_mb']} MB), checkpoint {m['selected']} of the "
-        f"conservative stage, chosen on the corpus validation split (force RMSE {fmt(val.get('force_rmse'))} eV/Å).", "",
+        f"Shipped: `{m['ship']}` ({m['ship_mb']:.1f} MB; limit {s['max_ship_mb']} MB), checkpoint {m['selected']} of "
+        "the conservative stage, chosen on the corpus validation split "
+        f"(force RMSE {fmt(val.get('force_rmse'))} eV/Å).", "",
         "Load it offline in one line: `atomforge.calculator(\"" + m["ship"] + "\")` (ASE) or "
         "`atomforge.fairchem_calculator(\"" + m["ship"] + "\")` (fairchem's calculator, the default head).", "",
         "## Data mix (one energy head and one set of element references per dataset)", "",
         *table(["task (head)", "structures per split", "elements", "sources"], mix_rows), "",
-        f"Mixing: share_i ∝ n_i^(1/T), T = {s['train'].get('mix_temperature', 1.0)}. No mlearn structure is in any of them.", "",
+        f"Mixing: share_i ∝ n_i^(1/T), T = {s['train'].get('mix_temperature', 1.0)}. No mlearn structure is in any "
+        "of them.", "",
         "## Compute", "",
-        "FLOPs = counted forward + backward FLOPs per atom of the stage's model (torch FlopCounterMode on a corpus batch) "
-        "x atoms processed (all ranks, from the run's metrics).", "",
+        "FLOPs = counted forward + backward FLOPs per atom of the stage's model (torch FlopCounterMode on a corpus "
+        "batch) x atoms processed (all ranks, from the run's metrics).", "",
         *table(["stage", "steps", "atoms processed", "FLOPs/atom", "FLOPs", "wall (s)"], stage_rows), "",
         f"Total: {m['total_flops']:.3g} FLOPs.", "",
         "## Errors", "",
@@ -139,7 +149,8 @@ def _body(s: dict, m: dict, zero: dict, peers: dict) -> list[str]:
         lines += [f"Corpus test split (teacher head): force MAE {fmt(t['force_mae'])} eV/Å, energy MAE "
                   f"{fmt(1000 * t['energy_mae_per_atom'])} meV/atom.", ""]
     lines += ["Zero-shot on the downstream test sets (no fine-tuning; the default head, SevenNet-0-labelled PBE "
-              "references, so energies carry a per-set offset: the shifted MAE removes the mean per-atom difference):", ""]
+              "references, so energies carry a per-set offset: the shifted MAE removes the mean per-atom "
+              "difference):", ""]
     lines += zero_shot_rows(zero, peers, "atomforge (this model)")
     lines += ["## Size choice", "", *size_choice(s, m), ""]
     return lines
@@ -158,6 +169,6 @@ def size_choice(s: dict, m: dict) -> list[str]:
         if co.get("C"):
             n_opt = float(np.exp(np.interp(np.log(m["total_flops"]), np.log(co["C"]), np.log(co["N_opt"]))))
             out.append(f"The committed fit `{path}` (loss {fit.get('loss')}, held-out relative error "
-                       f"{fit.get('heldout_rel_error')}) puts the compute-optimal size at this run's {m['total_flops']:.3g} FLOPs "
-                       f"near N = {n_opt:.3g} non-embedding parameters.")
+                       f"{fit.get('heldout_rel_error')}) puts the compute-optimal size at this run's "
+                       f"{m['total_flops']:.3g} FLOPs near N = {n_opt:.3g} non-embedding parameters.")
     return out

@@ -22,11 +22,11 @@ DEFINITION = ("MAE on the published mlearn Si test set (25 structures, 1,525 ato
 
 
 def gap_advice(force_mae: float, target: float) -> str:
-    return (f"Target missed: force MAE {force_mae:.4f} eV/Å is above {target} eV/Å by {force_mae - target:.4f}. What would "
-            "close it, in the order we would try (each chosen on the validation split, never the test set): more optimizer "
-            "steps (the validation curve in the run's metrics.jsonl shows whether it is still falling), a larger ladder "
-            "size (esen_m), conservative forces if the run used direct ones, training on stress as well, and "
-            "fine-tuning from a pre-trained model (see `atomforge reproduce pretrain-finetune`).")
+    return (f"Target missed: force MAE {force_mae:.4f} eV/Å is above {target} eV/Å by {force_mae - target:.4f}. "
+            "What would close it, in the order we would try (each chosen on the validation split, never the test "
+            "set): more optimizer steps (the validation curve in the run's metrics.jsonl shows whether it is still "
+            "falling), a larger ladder size (esen_m), conservative forces if the run used direct ones, training on "
+            "stress as well, and fine-tuning from a pre-trained model (see `atomforge reproduce pretrain-finetune`).")
 
 
 def run(cfg: dict) -> dict:
@@ -53,19 +53,22 @@ def run(cfg: dict) -> dict:
     best = sel["checkpoints"][sel["best"]]
     body = [
         "Train on the mlearn Si training set, choose the checkpoint on a validation split carved from the training set "
-        f"(by group, {100 * d['split'].get('val', 0) / sum(d['split'].values()):g}%), evaluate once on the published test set.", "",
+        f"(by group, {100 * d['split'].get('val', 0) / sum(d['split'].values()):g}%), evaluate once on the published "
+        "test set.", "",
         "## Test errors beside the published table", "", f"Definition (all rows): {DEFINITION}", "",
         *table(["model", "energy MAE (meV/atom)", "force MAE (eV/Å)", "source"], rows), "",
         NOT_RESTATED, "",
         f"Also measured (this run): energy RMSE {fmt(ours['energy_rmse_mev_atom'])} meV/atom, force RMSE "
-        f"{fmt(ours['force_rmse'])} eV/Å over {ours['n_structures']} structures / {ours['n_force_components']} force components.", "",
+        f"{fmt(ours['force_rmse'])} eV/Å over {ours['n_structures']} structures / {ours['n_force_components']} "
+        "force components.", "",
         "## Target", "", f"Force MAE below {t['below']} {t['units']} (better than every model in the table). {verdict}",
         f"Published models with a higher force MAE than this run: {', '.join(beaten) or 'none'}.", "",
         "## How the checkpoint was chosen (no test-set tuning)", "",
         f"{len(sel['checkpoints'])} checkpoints ranked by `{sel['definition']}` on the `{sel['split']}` split "
         f"(mlearn has no rare-event labels, so the score is the val force RMSE); chosen: {sel['best']} "
-        f"(val force RMSE {fmt(best['force_rmse'])} eV/Å). All settings are fixed in `configs/reproduce/mlearn_si.yaml` "
-        "before the test set is read; the test set is evaluated once, after selection.", "",
+        f"(val force RMSE {fmt(best['force_rmse'])} eV/Å). All settings are fixed in "
+        "`configs/reproduce/mlearn_si.yaml` before the test set is read; the test set is evaluated once, after "
+        "selection.", "",
         "## Plots", "", "![parity](test_eval/parity.png)", "",
     ]
     metrics = {"this_work": ours, "published": PUBLISHED, "target": {**t, "met": met}, "beats": beaten,

@@ -31,7 +31,8 @@ def fraction_sources(ft: dict, fraction: float, seed: int) -> list[dict]:
     """The Si sources with only the training split thinned: val (carved by group) and test stay whole."""
     if fraction >= 1.0:
         return list(ft["sources"])
-    return [spec if "split" in spec else subset(spec, fraction, seed, split=ft["split"], split_seed=seed) for spec in ft["sources"]]
+    return [spec if "split" in spec else subset(spec, fraction, seed, split=ft["split"], split_seed=seed)
+            for spec in ft["sources"]]
 
 
 def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
@@ -61,7 +62,8 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
         a.set_xticks(xs)
         a.set_xticklabels([f"{counts[f]}\n({100 * f:g}%)" for f in fractions], fontsize=7)
         a.minorticks_off()
-        a.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))  # a narrow log range needs more than 1 label
+        # a narrow log range needs more than 1 label
+        a.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
         a.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
         a.legend(fontsize=7)
     return save_figure(fig, out / "force_mae_vs_data.png")
@@ -136,35 +138,44 @@ def run(cfg: dict) -> dict:
     for v, c in claim.items():
         if c["smallest_fraction_reaching_scratch_full"] is None:
             claim_lines.append(f"- {LABELS[v]}: **not supported** here — no fraction reaches the scratch model's test "
-                               f"force MAE at {100 * top:g}% ({fmt(full)} eV/Å); at {100 * top:g}% it gets {fmt(curves[v][top]['force_mae'])} eV/Å. "
-                               "What would close the gap: longer pre-training on a broader mix (more elements and "
-                               "configurations near Si's chemistry), a larger model, and fine-tuning schedules chosen on val.")
+                               f"force MAE at {100 * top:g}% ({fmt(full)} eV/Å); at {100 * top:g}% it gets "
+                               f"{fmt(curves[v][top]['force_mae'])} eV/Å. What would close the gap: longer "
+                               "pre-training on a broader mix (more elements and configurations near Si's chemistry), "
+                               "a larger model, and fine-tuning schedules chosen on val.")
         else:
             fr = c["smallest_fraction_reaching_scratch_full"]
-            claim_lines.append(f"- {LABELS[v]}: **supported** — with {100 * fr:g}% of the Si training data ({counts[fr]} structures) "
-                               f"test force MAE {fmt(curves[v][fr]['force_mae'])} eV/Å ≤ scratch at {100 * top:g}% ({fmt(full)} eV/Å).")
-    pre_rows = [[v, json.dumps(pre[v]["counts"]), pre[v]["selected"], pre[v]["val"]["force_rmse"], pre[v]["hub"]] for v in pre]
+            claim_lines.append(f"- {LABELS[v]}: **supported** — with {100 * fr:g}% of the Si training data "
+                               f"({counts[fr]} structures) test force MAE {fmt(curves[v][fr]['force_mae'])} eV/Å "
+                               f"≤ scratch at {100 * top:g}% ({fmt(full)} eV/Å).")
+    pre_rows = [[v, json.dumps(pre[v]["counts"]), pre[v]["selected"], pre[v]["val"]["force_rmse"], pre[v]["hub"]]
+                for v in pre]
     body = [
-        "Claim to test: the pre-trained model reaches the scratch model's full-data error with a fraction of the data.", "",
+        "Claim to test: the pre-trained model reaches the scratch model's full-data error with a fraction of "
+        "the data.", "",
         "## Test force MAE vs Si training data", "",
-        "Definitions: MAE on the published mlearn Si test set (the same for every row); force = mean over components of "
-        "|F_pred - F_DFT| (eV/Å); energy = mean over structures of |E_pred - E_DFT| / n_atoms (meV/atom).", "",
+        "Definitions: MAE on the published mlearn Si test set (the same for every row); force = mean over components "
+        "of |F_pred - F_DFT| (eV/Å); energy = mean over structures of |E_pred - E_DFT| / n_atoms (meV/atom).", "",
         *table(header, rows), "",
         f"![force MAE vs data]({png})", "",
         "## Claim", "", *claim_lines, "",
-        "Published 100%-data reference (Zuo et al., J. Phys. Chem. A 124, 731 (2020), as restated in issue 9; test MAE): "
-        + "; ".join(f"{p['model']} {p['energy_mae_mev_atom']} meV/atom, {p['force_mae']} eV/Å" for p in PUBLISHED[:2]) + ".", "",
+        "Published 100%-data reference (Zuo et al., J. Phys. Chem. A 124, 731 (2020), as restated in issue 9; "
+        "test MAE): "
+        + "; ".join(f"{p['model']} {p['energy_mae_mev_atom']} meV/atom, {p['force_mae']} eV/Å" for p in PUBLISHED[:2])
+        + ".", "",
         "## Pre-trained models", "",
-        *table(["variant", "dataset counts", "selected checkpoint", "val force RMSE (eV/Å)", "exported folder"], pre_rows), "",
-        "Variant `no_si`: " + ", ".join(_describe(x) for x in pretrain_sources(p, "no_si")) + ". Variant `with_si_re` adds: "
-        + ", ".join(_describe(x) for x in p["with_si_sources"]) + ". No mlearn Si structure (training or test) is in either mix.", "",
+        *table(["variant", "dataset counts", "selected checkpoint", "val force RMSE (eV/Å)", "exported folder"],
+               pre_rows), "",
+        "Variant `no_si`: " + ", ".join(_describe(x) for x in pretrain_sources(p, "no_si"))
+        + ". Variant `with_si_re` adds: " + ", ".join(_describe(x) for x in p["with_si_sources"])
+        + ". No mlearn Si structure (training or test) is in either mix.", "",
         "## Protocol (no test-set tuning)", "",
-        f"- Fractions {', '.join(f'{100 * f:g}%' for f in fractions)} are nested subsets of the training split (a hash of "
-        "each structure, data_prep subset source); the validation split "
-        f"({100 * ft['split'].get('val', 0) / sum(ft['split'].values()):g}% of the training groups) and the test set are the same for every fraction.",
-        "- Scratch and fine-tuned runs use the same step count, batch size and schedule (fine-tuning: its own learning rate "
-        "from the config, fixed before any run); each fine-tune starts from the exported folder of its pre-trained model "
-        f"(`init_from`, `init_refs={ft['init_refs']}`).",
+        f"- Fractions {', '.join(f'{100 * f:g}%' for f in fractions)} are nested subsets of the training split "
+        "(a hash of each structure, data_prep subset source); the validation split "
+        f"({100 * ft['split'].get('val', 0) / sum(ft['split'].values()):g}% of the training groups) and the test set "
+        "are the same for every fraction.",
+        "- Scratch and fine-tuned runs use the same step count, batch size and schedule (fine-tuning: its own learning "
+        "rate from the config, fixed before any run); each fine-tune starts from the exported folder of its "
+        f"pre-trained model (`init_from`, `init_refs={ft['init_refs']}`).",
         "- Every run's checkpoint (pre-training included) is the one with the lowest validation score "
         "(`pipeline.evaluate.select`, val force RMSE); the test set is read once per run, after selection.", "",
     ]

@@ -79,13 +79,15 @@ class Runner:
         t = time.perf_counter()
         self.log(f"build dataset {name} -> {root}")
         build(BuildConfig(out=str(root), sources=sources, split=dict(split), seed=self.s["seed"],
-                          workers=int(self.s.get("workers", 1)), cutoff=float(self.s.get("cutoff", 6.0)), **kw), progress=False)
+                          workers=int(self.s.get("workers", 1)), cutoff=float(self.s.get("cutoff", 6.0)), **kw),
+              progress=False)
         self.timings[f"build {name}"] = time.perf_counter() - t
         return root
 
     # -- training -----------------------------------------------------------------------------------------
     def train(self, name: str, data_root: Path, train: dict | None = None, model: dict | None = None, **extra) -> Path:
-        """Real training via pipeline.train.launch (torchrun + DeepSpeed); resumes an unfinished run of the same name."""
+        """Real training via pipeline.train.launch (torchrun + DeepSpeed); resumes an unfinished run of the same
+        name."""
         from data_prep.errors import UsageError
         from pipeline.compose import assemble_train_config
         from pipeline.train.launch import launch
@@ -102,7 +104,8 @@ class Runner:
         self.timings[f"train {name}"] = time.perf_counter() - t
         return run_dir
 
-    def select_export(self, run_dir: Path, data_root: Path, split: str | None = None, re_weight: float | None = None) -> tuple[Path, dict]:
+    def select_export(self, run_dir: Path, data_root: Path, split: str | None = None,
+                      re_weight: float | None = None) -> tuple[Path, dict]:
         """Rank the run's checkpoints on validation data (pipeline.evaluate.select), export the best one."""
         from pipeline.evaluate.select import select_checkpoints
         from pipeline.export.hub import export
@@ -186,7 +189,8 @@ def provenance(device: str, exclude: Path | None = None) -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         dev = f"GPU: {torch.cuda.get_device_name(0)}"
     else:
-        dev = f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+        dev = (f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+               f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     return {"git_commit": commit + (" (working tree had uncommitted changes)" if dirty else ""), "device": dev,
             "host": platform.node(), "python": platform.python_version(), "torch": torch.__version__,
             "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
@@ -199,7 +203,8 @@ def fmt(v, digits: int = 4) -> str:
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows])
 
 
 def _finite_or_null(x):

@@ -34,14 +34,14 @@ def score_model(path: str | Path, spec: dict, device: str = "cpu", limit: int | 
 
 def zero_shot_rows(ours: dict, peers: dict, label: str) -> list[str]:
     """One row per (set, model): ours first, then every peer measured on the same set."""
-    header = ["set", "model", "structures", "F MAE (eV/Å)", "F RMSE (eV/Å)", "E MAE (eV/atom)", "E MAE shifted (eV/atom)",
-              "RE force error (eV/Å)"]
+    header = ["set", "model", "structures", "F MAE (eV/Å)", "F RMSE (eV/Å)", "E MAE (eV/atom)",
+              "E MAE shifted (eV/atom)", "RE force error (eV/Å)"]
     rows = []
     for name, m in ours.items():
         for who, res in [(label, m)] + [(p, sets.get(name)) for p, sets in peers.items()]:
             if res:
-                rows.append([name, who, res["n_structures"], res["force_mae"], res["force_rmse"], res["energy_mae_per_atom"],
-                             res["energy_mae_per_atom_shifted"], res.get("re_force_rms")])
+                rows.append([name, who, res["n_structures"], res["force_mae"], res["force_rmse"],
+                             res["energy_mae_per_atom"], res["energy_mae_per_atom_shifted"], res.get("re_force_rms")])
     return table(header, rows) + [""]
 
 

@@ -139,7 +139,8 @@ def run(cfg: dict) -> dict:
         std = r.evaluate(hubs[role], std_root, r.out / "evals" / role / "standard_test", plots=False)
         rev = r.evaluate(hubs[role], re_root, r.out / "evals" / role / "re_test", plots=False)
         scores[role] = {"standard_force_mae": std["all"]["force_mae"], "standard_force_rmse": std["all"]["force_rmse"],
-                        "re_test_force_rmse": rev["all"]["force_rmse"], "re_force_rms": rev["rare_events"].get("re_force_rms"),
+                        "re_test_force_rmse": rev["all"]["force_rmse"],
+                        "re_force_rms": rev["rare_events"].get("re_force_rms"),
                         "re_theta_median_deg": rev["rare_events"].get("re_theta_median_deg"),
                         "n_re_atoms": rev["rare_events"].get("n_re_atoms")}
         r.log(f"{role}: property tests (Si, {repeat}x{repeat}x{repeat} cubic cell, a = {a:.4f} Å)")
@@ -149,7 +150,8 @@ def run(cfg: dict) -> dict:
     names = (roles[0], roles[1])
     tol = float(p["tolerance_eV"])
     verdicts = {
-        "averaged_force_error": better(scores[names[0]]["standard_force_rmse"], scores[names[1]]["standard_force_rmse"], names),
+        "averaged_force_error": better(scores[names[0]]["standard_force_rmse"], scores[names[1]]["standard_force_rmse"],
+                                       names),
         "re_force_error": better(scores[names[0]]["re_force_rms"], scores[names[1]]["re_force_rms"], names)}
     prop_rows, prop_out = [], {}
     for prop in ("vacancy_migration_barrier", "vacancy_formation_energy"):
@@ -157,14 +159,16 @@ def run(cfg: dict) -> dict:
         dist = {role: distance_to_band(props[role][prop]["value"], band) for role in roles}
         verdicts[prop] = better(dist[names[0]], dist[names[1]], names, tol)
         prop_out[prop] = {"reference_band": list(band), "references": REFERENCES[prop], "units": UNITS[prop],
-                          **{role: {"value": props[role][prop]["value"], "distance_to_band": dist[role]} for role in roles}}
+                          **{role: {"value": props[role][prop]["value"], "distance_to_band": dist[role]}
+                             for role in roles}}
         if prop == "vacancy_migration_barrier":
             for role in roles:
                 e = props[role][prop]["energies"]
                 prop_out[prop][role].update(converged=props[role][prop]["converged"], energies=e,
                                             lowest_interior_image=min(e[1:-1]), final_minus_initial=e[-1])
         prop_rows.append([prop.replace("_", " "), *(props[role][prop]["value"] for role in roles),
-                          f"{band[0]:g}-{band[1]:g}", verdicts[prop] and labels[verdicts[prop]] or "neither (within tolerance)"])
+                          f"{band[0]:g}-{band[1]:g}",
+                          verdicts[prop] and labels[verdicts[prop]] or "neither (within tolerance)"])
     disagree = (verdicts["averaged_force_error"] is not None and verdicts["re_force_error"] is not None
                 and verdicts["averaged_force_error"] != verdicts["re_force_error"])
     barrier_side = verdicts["vacancy_migration_barrier"]
@@ -172,15 +176,16 @@ def run(cfg: dict) -> dict:
         conclusion = ("The averaged and the RE force error agree on which model is better here, so this pair cannot "
                       "show the disagreement the comparison is about.")
     elif barrier_side is None:
-        conclusion = (f"The averaged force error prefers {labels[verdicts['averaged_force_error']]}, the RE force error "
-                      f"prefers {labels[verdicts['re_force_error']]}; the migration barrier does not decide between them "
-                      f"(both within {tol} eV of each other's distance to the published band).")
+        conclusion = (f"The averaged force error prefers {labels[verdicts['averaged_force_error']]}, the RE force "
+                      f"error prefers {labels[verdicts['re_force_error']]}; the migration barrier does not decide "
+                      f"between them (both within {tol} eV of each other's distance to the published band).")
     else:
         side = "the RE metric" if barrier_side == verdicts["re_force_error"] else "the averaged metric"
-        conclusion = (f"The averaged force error prefers {labels[verdicts['averaged_force_error']]}, the RE force error "
-                      f"prefers {labels[verdicts['re_force_error']]}; the vacancy migration barrier is closer to the "
-                      f"published values for {labels[barrier_side]}, i.e. it sides with **{side}**.")
-    dips = [f"The {labels[role]} model puts a mid-hop image {-prop_out['vacancy_migration_barrier'][role]['lowest_interior_image']:.3f} eV "
+        conclusion = (f"The averaged force error prefers {labels[verdicts['averaged_force_error']]}, the RE force "
+                      f"error prefers {labels[verdicts['re_force_error']]}; the vacancy migration barrier is closer to "
+                      f"the published values for {labels[barrier_side]}, i.e. it sides with **{side}**.")
+    dips = [f"The {labels[role]} model puts a mid-hop image "
+            f"{-prop_out['vacancy_migration_barrier'][role]['lowest_interior_image']:.3f} eV "
             "below the vacancy (a spurious minimum on the path)" for role in roles
             if prop_out["vacancy_migration_barrier"][role]["lowest_interior_image"] < -0.01]
     vf_side = verdicts["vacancy_formation_energy"]
@@ -190,37 +195,44 @@ def run(cfg: dict) -> dict:
     neb_png = plot_neb(props, labels, reference_band("vacancy_migration_barrier"), r.out)
 
     score_rows = [[labels[role], scores[role]["standard_force_mae"], scores[role]["standard_force_rmse"],
-                   scores[role]["re_test_force_rmse"], scores[role]["re_force_rms"], scores[role]["re_theta_median_deg"]]
+                   scores[role]["re_test_force_rmse"], scores[role]["re_force_rms"],
+                   scores[role]["re_theta_median_deg"]]
                   for role in roles]
     ref_rows = [[prop.replace("_", " "), ref["value"], ref["method"], ref["source"]]
                 for prop, refs in REFERENCES.items() for ref in refs]
     body = [
         "Two models of the same size and recipe, one trained on the plain Si training set, one on the rare-event-"
         "enhanced sets; which one is better by averaged force error, by RE force error, and by a property?", "",
-        *table(["role", "model", "exported folder"], [[labels[role], s["models"][role]["recipe"], str(hubs[role])] for role in roles]), "",
+        *table(["role", "model", "exported folder"],
+               [[labels[role], s["models"][role]["recipe"], str(hubs[role])] for role in roles]), "",
         "## Errors", "",
         *table(["model", "standard test force MAE (eV/Å)", "standard test force RMSE (eV/Å)",
-                "RE test, all-atom force RMSE (eV/Å)", "RE force error (eV/Å)", "RE direction error, median (degree)"], score_rows), "",
-        "Standard test: the published mlearn Si test set (25 structures). RE test: Interstitial-RE_Testing_Set; RE force "
-        "error = RMS over the migrating atoms (r == 0) of |F_pred| - |F_DFT|. Lower is better everywhere.", "",
-        f"- averaged force error (standard test RMSE) prefers: **{fmt(verdicts['averaged_force_error'] and labels[verdicts['averaged_force_error']])}**",
+                "RE test, all-atom force RMSE (eV/Å)", "RE force error (eV/Å)", "RE direction error, median (degree)"],
+               score_rows), "",
+        "Standard test: the published mlearn Si test set (25 structures). RE test: Interstitial-RE_Testing_Set; RE "
+        "force error = RMS over the migrating atoms (r == 0) of |F_pred| - |F_DFT|. Lower is better everywhere.", "",
+        "- averaged force error (standard test RMSE) prefers: "
+        f"**{fmt(verdicts['averaged_force_error'] and labels[verdicts['averaged_force_error']])}**",
         f"- RE force error prefers: **{fmt(verdicts['re_force_error'] and labels[verdicts['re_force_error']])}**", "",
         "## Property: the neutral vacancy in diamond Si", "",
-        f"{repeat}x{repeat}x{repeat} cubic cell ({8 * repeat ** 3 - 1} atoms with the vacancy) at the DFT lattice constant "
-        f"of the mlearn ground-state crystal, a = {a:.4f} Å, fixed cell; formation energy E(N-1) - (N-1)/N E(N) after "
-        f"relaxation; migration barrier = CI-NEB ({p['n_images']} images, IDPP, fmax {p['fmax']} eV/Å) of a "
-        "nearest-neighbour hop, max image energy - initial energy.", "",
-        *table(["property (eV)", *(labels[role] for role in roles), "published range", "closer to published"], prop_rows), "",
+        f"{repeat}x{repeat}x{repeat} cubic cell ({8 * repeat ** 3 - 1} atoms with the vacancy) at the DFT lattice "
+        f"constant of the mlearn ground-state crystal, a = {a:.4f} Å, fixed cell; formation energy E(N-1) - (N-1)/N "
+        f"E(N) after relaxation; migration barrier = CI-NEB ({p['n_images']} images, IDPP, fmax {p['fmax']} eV/Å) "
+        "of a nearest-neighbour hop, max image energy - initial energy.", "",
+        *table(["property (eV)", *(labels[role] for role in roles), "published range", "closer to published"],
+               prop_rows), "",
         *table(["CI-NEB", *(labels[role] for role in roles)], [
-            ["image energies - initial (eV)", *(" ".join(f"{v:.3f}" for v in prop_out["vacancy_migration_barrier"][role]["energies"]) for role in roles)],
+            ["image energies - initial (eV)",
+             *(" ".join(f"{v:.3f}" for v in prop_out["vacancy_migration_barrier"][role]["energies"])
+               for role in roles)],
             ["converged", *(prop_out["vacancy_migration_barrier"][role]["converged"] for role in roles)]]), "",
         f"A model is 'closer' when its distance to the published range is smaller by more than {tol} eV.", "",
         *table(["property", "published value (eV)", "method", "source"], ref_rows), "",
         "## Verdict", "", conclusion, "",
-        "Caveats: the published values are not the training data's DFT settings (PBE, VASP, 520 eV) - one is LDA, one is "
-        f"an experiment - and the cell here has {8 * repeat ** 3 - 1} atoms where the references used 216-432 (the Si "
-        "vacancy relaxation is long-ranged). A DFT-PBE NEB in this very cell would be the proper ground truth; none "
-        "ships with the data.", "",
+        "Caveats: the published values are not the training data's DFT settings (PBE, VASP, 520 eV) - one is LDA, one "
+        f"is an experiment - and the cell here has {8 * repeat ** 3 - 1} atoms where the references used 216-432 "
+        "(the Si vacancy relaxation is long-ranged). A DFT-PBE NEB in this very cell would be the proper ground "
+        "truth; none ships with the data.", "",
         f"![NEB profiles]({neb_png})", "",
     ]
     metrics = {"models": {role: {"recipe": s["models"][role]["recipe"], "label": labels[role], "hub": str(hubs[role]),

@@ -21,13 +21,14 @@ DEFINITION = ("RE force error = RMS over rare-event atoms (r == 0, the migrating
 
 
 def gap_advice(value: float, target: float, floor: float | None) -> str:
-    s = (f"Target missed: RE force error {value:.4f} eV/Å is above {target} eV/Å by {value - target:.4f}. What would close it "
-         "(chosen on the enhanced validation set, never the test set): more steps and several seeds ranked by the same RE "
-         "selection score, a larger ladder size, conservative forces if this run used direct ones, a higher force weight "
-         "on RE atoms, or starting from a pre-trained model.")
+    s = (f"Target missed: RE force error {value:.4f} eV/Å is above {target} eV/Å by {value - target:.4f}. What would "
+         "close it (chosen on the enhanced validation set, never the test set): more steps and several seeds ranked by "
+         "the same RE selection score, a larger ladder size, conservative forces if this run used direct ones, a "
+         "higher force weight on RE atoms, or starting from a pre-trained model.")
     if floor is not None and target < floor:
         s += (f" Note that the target is below this data's own DFT K1-vs-K4 floor ({floor:.3f} eV/Å): errors under the "
-              "floor are agreement with the K4 reference beyond the coarse mesh's convergence, not physics the coarse DFT resolves.")
+              "floor are agreement with the K4 reference beyond the coarse mesh's convergence, not physics the coarse "
+              "DFT resolves.")
     return s
 
 
@@ -62,8 +63,10 @@ def run(cfg: dict) -> dict:
     hub, sel = r.select_export(run_dir, root, sel_cfg["split"], float(sel_cfg["re_weight"]))
     ev = r.evaluate(hub, root, r.out / "test_eval")
     a, re = ev["all"], ev["rare_events"]
-    floor = ev.get("dft_noise_floor") or {}  # pipeline.evaluate.rare_events.dft_noise_floor, from the test data's K1 forces
-    ours = {"force_rmse": a["force_rmse"], "force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
+    # pipeline.evaluate.rare_events.dft_noise_floor, from the test data's K1 forces
+    floor = ev.get("dft_noise_floor") or {}
+    ours = {"force_rmse": a["force_rmse"], "force_mae": a["force_mae"],
+            "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
             "re_force_rms": re.get("re_force_rms"), "re_force_mae": re.get("re_force_mae"),
             "re_theta_median_deg": re.get("re_theta_median_deg"), "re_theta_p90_deg": re.get("re_theta_p90_deg"),
             "all_force_rms": re.get("all_force_rms"), "all_theta_median_deg": re.get("all_theta_median_deg"),
@@ -73,12 +76,14 @@ def run(cfg: dict) -> dict:
     floor_re = floor.get("re_force_rms")
 
     rows = [[f"**atomforge {s['model']['name']} ({s['model']['force_mode']} forces)**", ours["re_force_rms"],
-             ours["re_theta_median_deg"], ours["force_rmse"], "this run (test set; checkpoint chosen on the enhanced validation set)"],
+             ours["re_theta_median_deg"], ours["force_rmse"],
+             "this run (test set; checkpoint chosen on the enhanced validation set)"],
             ["DFT K1 vs K4, computed from this test data", floor_re, floor.get("re_theta_median_deg"), None,
              "pipeline.evaluate.rare_events.dft_noise_floor"]]
     rows += [[p["model"], f"~{p['re_force_rms']}", None, None, p["source"]] for p in PUBLISHED]
     verdict = (f"Target met: RE force error {ours['re_force_rms']:.4f} eV/Å < {t['below']} eV/Å." if met
-               else gap_advice(ours["re_force_rms"] if ours["re_force_rms"] is not None else float("nan"), float(t["below"]), floor_re))
+               else gap_advice(ours["re_force_rms"] if ours["re_force_rms"] is not None else float("nan"),
+                               float(t["below"]), floor_re))
     plot_rows = [("atomforge (this run)", ours["re_force_rms"] or 0.0)]
     if floor_re is not None:
         plot_rows.append(("DFT K1 vs K4 (this data)", floor_re))
@@ -88,10 +93,11 @@ def run(cfg: dict) -> dict:
     sel_rows = [[tag, row["selection_score"], row["force_rmse"], row["re_force_rms"], row["rank_selection_score"],
                  row["rank_force_rmse"]] for tag, row in sel["checkpoints"].items()]
     body = [
-        "Train on the interstitial- and vacancy-enhanced training sets, choose the checkpoint on Enhanced_Validation_Set "
-        "by the rare-event selection score, evaluate once on Interstitial-RE_Testing_Set.", "",
+        "Train on the interstitial- and vacancy-enhanced training sets, choose the checkpoint on "
+        "Enhanced_Validation_Set by the rare-event selection score, evaluate once on Interstitial-RE_Testing_Set.", "",
         "## Rare-event errors beside the published values", "", f"Definition: {DEFINITION}", "",
-        *table(["model", "RE force error (eV/Å)", "RE direction error, median (degree)", "all-atom force RMSE (eV/Å)", "source"], rows), "",
+        *table(["model", "RE force error (eV/Å)", "RE direction error, median (degree)", "all-atom force RMSE (eV/Å)",
+                "source"], rows), "",
         "Published values are approximate (read from the papers' figures, as restated in issue 9); the same definition "
         "(RMS of the force-magnitude error over RE atoms, eV/Å) on the same interstitial RE test set.", "",
         "## All figures on the test set (this run)", "",
@@ -101,7 +107,8 @@ def run(cfg: dict) -> dict:
             ["energy MAE", ours["energy_mae_mev_atom"], "meV/atom"],
             ["RE force error (RMS of dF, r == 0 atoms)", ours["re_force_rms"], "eV/Å"],
             ["RE force MAE (mean of |dF|, r == 0 atoms)", ours["re_force_mae"], "eV/Å"],
-            ["RE direction error, median / 90th percentile", f"{fmt(ours['re_theta_median_deg'])} / {fmt(ours['re_theta_p90_deg'])}", "degree"],
+            ["RE direction error, median / 90th percentile",
+             f"{fmt(ours['re_theta_median_deg'])} / {fmt(ours['re_theta_p90_deg'])}", "degree"],
             ["all-atom magnitude error (RMS of dF)", ours["all_force_rms"], "eV/Å"],
             ["all-atom direction error, median", ours["all_theta_median_deg"], "degree"],
             ["RE atoms evaluated", ours["n_re_atoms"], "count"],
@@ -109,15 +116,17 @@ def run(cfg: dict) -> dict:
             ["DFT floor: all-atom magnitude error K1 vs K4", floor.get("all_force_rms"), "eV/Å"]]), "",
         "## Target", "", f"Interstitial RE force error below {t['below']} {t['units']}. {verdict}", "",
         "## Checkpoint selection (enhanced validation set; no test-set tuning)", "",
-        f"`{sel['definition']}` with re_weight = {sel['re_weight']} on split `{sel['split']}`. Chosen: **{sel['best']}**; "
-        f"the all-atom force RMSE alone would have chosen {sel['best_by_force_rmse']} (rankings agree: {sel['rankings_agree']}).", "",
-        *table(["checkpoint", "selection score", "val force RMSE", "val RE force error", "rank (score)", "rank (force RMSE)"], sel_rows), "",
+        f"`{sel['definition']}` with re_weight = {sel['re_weight']} on split `{sel['split']}`. "
+        f"Chosen: **{sel['best']}**; the all-atom force RMSE alone would have chosen {sel['best_by_force_rmse']} "
+        f"(rankings agree: {sel['rankings_agree']}).", "",
+        *table(["checkpoint", "selection score", "val force RMSE", "val RE force error", "rank (score)",
+                "rank (force RMSE)"], sel_rows), "",
         "## Plots", "", f"![RE force error]({bar})", "", "![RE error CDF](test_eval/re_error_cdf.png)", "",
         "![parity](test_eval/parity.png)", "",
     ]
     metrics = {"this_work": ours, "dft_noise_floor": floor, "published": PUBLISHED, "target": {**t, "met": met},
-               "selection": {k: sel[k] for k in ("split", "re_weight", "best", "best_by_force_rmse", "rankings_agree", "definition")}
-               | {"scores": sel["checkpoints"]},
+               "selection": {k: sel[k] for k in ("split", "re_weight", "best", "best_by_force_rmse", "rankings_agree",
+                                                 "definition")} | {"scores": sel["checkpoints"]},
                "definitions": {"re_force_rms": DEFINITION}}
     r.finish("silicon_re: rare-event force errors against Liu, He & Mo", body, metrics, s)
     return metrics

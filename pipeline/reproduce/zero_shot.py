@@ -117,6 +117,7 @@ def _body(results: dict, floors: dict, checks: list, set_names: list) -> list[st
     lines += ["", "Peers:", ""]
     for peer, res in results.items():
         p = res["peer"]
-        lines.append(f"- `{peer}`: {p['package']} {p['version']}, weights `{p['weights_file']}` sha256 `{p['weights_sha256']}`")
+        lines.append(f"- `{peer}`: {p['package']} {p['version']}, weights `{p['weights_file']}` "
+                     f"sha256 `{p['weights_sha256']}`")
     lines += ["", "Definitions:", ""] + [f"- `{k}`: {v}" for k, v in DEFINITIONS.items()]
     return lines

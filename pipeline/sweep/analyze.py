@@ -28,7 +28,8 @@ def finished(results: str | Path, loss: str, n_col: str = "N_nonembed", d_col: s
         states = {}
         for r in rows:
             states[r["status"]] = states.get(r["status"], 0) + 1
-        raise FitError(f"no finished runs to fit in {p} ({', '.join(f'{v} {k}' for k, v in states.items()) or 'empty'})")
+        raise FitError(f"no finished runs to fit in {p} "
+                       f"({', '.join(f'{v} {k}' for k, v in states.items()) or 'empty'})")
     return ok
 
 
@@ -42,7 +43,8 @@ def grid_points(rows: list[dict], loss: str, n_col: str, d_col: str) -> list[dic
         members.sort(key=lambda r: r.get("seed", 0) or 0)
         losses = np.array([m[loss] for m in members], float)
         pts.append({"run": members[0]["run"], "budget": members[0]["budget"], n_col: members[0][n_col],
-                    d_col: float(np.mean([m[d_col] for m in members])), "compute": float(np.mean([m["compute"] for m in members])),
+                    d_col: float(np.mean([m[d_col] for m in members])),
+                    "compute": float(np.mean([m["compute"] for m in members])),
                     "flops_per_atom": members[0]["flops_per_atom"], loss: float(np.exp(np.mean(np.log(losses)))),
                     "seeds": [m.get("seed", 0) or 0 for m in members], "losses": losses.tolist()})
     return pts
@@ -56,7 +58,8 @@ def noise_floor(pts: list[dict]) -> dict | None:
     var = [float(np.var(np.log(p["losses"]), ddof=1)) for p in rep]
     sigma = float(np.sqrt(np.mean(var)))
     return {"sigma_log": sigma, "rel": float(np.expm1(sigma)), "points": [
-        {"run": p["run"], "seeds": p["seeds"], "losses": p["losses"], "sd_log": float(np.sqrt(v))} for p, v in zip(rep, var)]}
+        {"run": p["run"], "seeds": p["seeds"], "losses": p["losses"], "sd_log": float(np.sqrt(v))}
+        for p, v in zip(rep, var)]}
 
 
 def fit_block(pts: list[dict], loss: str, n_col: str, d_col: str, heldout: int, n_boot: int, sigma: float) -> dict:
@@ -75,11 +78,14 @@ def fit_block(pts: list[dict], loss: str, n_col: str, d_col: str, heldout: int, 
         pred = sub(N[held], D[held])
         rel = pred / L[held] - 1.0
         sub_laws: list = []
-        bootstrap(N[keep], D[keep], L[keep], sub_starts, n_boot=max(n_boot // 2, 20), seed=1, noise_sigma=sigma, draws_out=sub_laws)
+        bootstrap(N[keep], D[keep], L[keep], sub_starts, n_boot=max(n_boot // 2, 20), seed=1, noise_sigma=sigma,
+                  draws_out=sub_laws)
         rng = np.random.default_rng(2)
-        sims = np.array([lw(N[held], D[held]) for lw in sub_laws]) * np.exp(rng.normal(0, sigma, (len(sub_laws), len(held))))
+        sims = (np.array([lw(N[held], D[held]) for lw in sub_laws])
+                * np.exp(rng.normal(0, sigma, (len(sub_laws), len(held)))))
         lo, hi = np.percentile(sims, 2.5, axis=0), np.percentile(sims, 97.5, axis=0)
-        check.update({"law": sub.to_dict(), "predicted": pred.tolist(), "measured": L[held].tolist(), "rel_error": rel.tolist(),
+        check.update({"law": sub.to_dict(), "predicted": pred.tolist(), "measured": L[held].tolist(),
+                      "rel_error": rel.tolist(),
                       "predicted_95": [[float(a), float(b)] for a, b in zip(lo, hi)],
                       "measured_inside_95": [bool(a <= m <= b) for a, b, m in zip(lo, hi, L[held])]})
         rel_top = float(rel[-1])  # the largest-compute point
@@ -119,9 +125,9 @@ def analyze(results: str | Path, out_dir: str | Path, loss: str = "final_val_for
     res = {"loss": loss, "n": n_col, "d": d_col, "runs": len(rows), "points": len(pts), "law": law.to_dict(),
            "objective": blk["objective"], "ci95": blk["ci95"],
            "fit_1d": {"L(N)": fit_1d(N, L), "L(D)": fit_1d(_budget_groups(pts, d_col), L)},
-           "flops_per_atom": fl, "compute_optimal": opt, "heldout": blk["heldout"], "heldout_rel_error": blk["heldout_rel_error"],
-           "noise": noise, "noise_floor_rel": noise["rel"] if noise else None, "residual_rms_log": blk["residual_rms_log"],
-           "also": {}}
+           "flops_per_atom": fl, "compute_optimal": opt, "heldout": blk["heldout"],
+           "heldout_rel_error": blk["heldout_rel_error"], "noise": noise,
+           "noise_floor_rel": noise["rel"] if noise else None, "residual_rms_log": blk["residual_rms_log"], "also": {}}
     for col in also:
         sub = [r for r in rows if r.get(col) is not None and np.isfinite(r[col]) and r[col] > 0]
         try:
@@ -129,9 +135,11 @@ def analyze(results: str | Path, out_dir: str | Path, loss: str = "final_val_for
                 raise FitError(f"no finished run has {col}")
             spts = grid_points(sub, col, n_col, d_col)
             snoise = noise_floor(spts)
-            b = fit_block(spts, col, n_col, d_col, heldout, max(n_boot // 2, 20), snoise["sigma_log"] if snoise else 0.0)
-            res["also"][col] = {"law": b["law"].to_dict(), "ci95": b["ci95"], "heldout": b["heldout"], "points": len(spts),
-                                "heldout_rel_error": b["heldout_rel_error"], "noise_floor_rel": snoise["rel"] if snoise else None,
+            b = fit_block(spts, col, n_col, d_col, heldout, max(n_boot // 2, 20),
+                          snoise["sigma_log"] if snoise else 0.0)
+            res["also"][col] = {"law": b["law"].to_dict(), "ci95": b["ci95"], "heldout": b["heldout"],
+                                "points": len(spts), "heldout_rel_error": b["heldout_rel_error"],
+                                "noise_floor_rel": snoise["rel"] if snoise else None,
                                 "residual_rms_log": b["residual_rms_log"], "_pts": spts, "_law": b["law"]}
         except FitError as e:
             res["also"][col] = {"error": str(e)}
@@ -152,7 +160,8 @@ def analyze(results: str | Path, out_dir: str | Path, loss: str = "final_val_for
 
 
 def _budget_groups(pts, d_col) -> np.ndarray:
-    """D of each point, with points of the same nominal budget mapped to that budget's median D (atoms seen vary a little)."""
+    """D of each point, with points of the same nominal budget mapped to that budget's median D (atoms seen vary
+    a little)."""
     by: dict = {}
     for r in pts:
         by.setdefault(r["budget"], []).append(r[d_col])

@@ -38,17 +38,20 @@ def do_fit(spec: SweepSpec) -> dict:
     scan = Path(spec.out) / LR_CHOICE
     context = {"command": f"atomforge sweep run sweep={spec.name}", "published": spec.published,
                "lr_scan": json.loads(scan.read_text()) if scan.is_file() else None}
-    res = analyze(Path(spec.out) / "results.parquet", out, loss=spec.fit_loss, heldout=spec.heldout, n_boot=spec.bootstrap,
-                  also=("downstream_force_mae",) if spec.downstream else (), context=context)
+    res = analyze(Path(spec.out) / "results.parquet", out, loss=spec.fit_loss, heldout=spec.heldout,
+                  n_boot=spec.bootstrap, also=("downstream_force_mae",) if spec.downstream else (), context=context)
     law, ci = res["law"], res["ci95"]
     print(f"L(N, D) = {law['E']:.4g} + {law['A']:.4g}/N^{law['alpha']:.3f} + {law['B']:.4g}/D^{law['beta']:.3f}  "
-          f"(alpha 95% [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], beta 95% [{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}])")
+          f"(alpha 95% [{ci['alpha'][0]:.3f}, {ci['alpha'][1]:.3f}], "
+          f"beta 95% [{ci['beta'][0]:.3f}, {ci['beta'][1]:.3f}])")
     if res["heldout_rel_error"] is not None:
         noise = f" (seed noise {res['noise_floor_rel']:.3f})" if res.get("noise_floor_rel") is not None else ""
-        print(f"held-out check: {res['heldout']['heldout_runs'][-1]} predicted/measured - 1 = {res['heldout_rel_error']:+.3f}{noise}")
+        print(f"held-out check: {res['heldout']['heldout_runs'][-1]} predicted/measured - 1 = "
+              f"{res['heldout_rel_error']:+.3f}{noise}")
     for col, a in res.get("also", {}).items():
-        print(f"{col}: " + (a["error"] if "error" in a else f"held-out predicted/measured - 1 = {a['heldout_rel_error']:+.3f}"
-                                                                     if a["heldout_rel_error"] is not None else "no held-out check"))
+        print(f"{col}: " + (a["error"] if "error" in a
+                            else f"held-out predicted/measured - 1 = {a['heldout_rel_error']:+.3f}"
+                            if a["heldout_rel_error"] is not None else "no held-out check"))
     print(f"fit: {out}/fit.json, summary.md, *.png")
     return res
 
@@ -64,7 +67,8 @@ def main(cfg: dict, args: list[str]) -> None:
     overrides = [a for a in args if "=" in a]
     actions = [a for a in args if "=" not in a]
     if len(actions) != 1 or actions[0] not in ACTIONS:
-        raise ValueError(f"expected one sweep action out of {', '.join(ACTIONS)}, e.g. `atomforge sweep plan sweep=emt_demo`")
+        raise ValueError(f"expected one sweep action out of {', '.join(ACTIONS)}, "
+                         "e.g. `atomforge sweep plan sweep=emt_demo`")
     action = actions[0]
     spec = SweepSpec.from_cfg(cfg)
     if action == "plan":
@@ -73,9 +77,10 @@ def main(cfg: dict, args: list[str]) -> None:
         plan = make_plan(cfg, spec)
         Path(spec.out).mkdir(parents=True, exist_ok=True)
         (Path(spec.out) / "plan.json").write_text(json.dumps(plan, indent=1))
-        if spec.lr_scan and plan["lr_chosen"] is None:  # the grid's lrs come from the scan: show its cost at the default lr
+        if spec.lr_scan and plan["lr_chosen"] is None:  # grid lrs come from the scan: show its cost at the default lr
             print_plan(make_plan(cfg, spec, preview=True))
-            print(f"(the lr scan at budget {spec.lr_scan['budget']:g} decides each size's lr; grid runs are shown at the default lr)")
+            print(f"(the lr scan at budget {spec.lr_scan['budget']:g} decides each size's lr; grid runs are shown at "
+                  "the default lr)")
         else:
             print_plan(plan)
         return

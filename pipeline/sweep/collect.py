@@ -25,7 +25,8 @@ def run_row(run_dir: Path, plan_row: dict, mean_atoms: float) -> dict:
     steps = [r for r in rows if not r.get("final") and "atoms_per_s" in r]
     atoms = sum(r["atoms_per_s"] * r["step_time_s"] for r in steps)  # exact: both come from the same step's atom count
     final = next((r for r in reversed(rows) if r.get("final")), {})
-    out = {"run": plan_row["run"], "size": plan_row["size"], "status": st.get("status", "pending"), "attempts": st.get("attempts", 0),
+    out = {"run": plan_row["run"], "size": plan_row["size"], "status": st.get("status", "pending"),
+           "attempts": st.get("attempts", 0),
            "lr": plan_row["lr"], "seed": plan_row.get("seed", 0), "role": plan_row.get("role", "grid"),
            "budget": plan_row["budget"], "unit": plan_row["unit"],
            "N": plan_row["params"], "N_nonembed": plan_row["params_nonembed"], "steps": len(steps),

@@ -1,5 +1,5 @@
-"""Fit L(N, D) = E + A/N^alpha + B/D^beta as Hoffmann et al. (2022) do: Huber loss on log L, quasi-Newton (BFGS) from a grid
-of initialisations, keep the best; bootstrap over runs for confidence intervals. Also the 1-D laws and the
+"""Fit L(N, D) = E + A/N^alpha + B/D^beta as Hoffmann et al. (2022) do: Huber loss on log L, quasi-Newton (BFGS)
+from a grid of initialisations, keep the best; bootstrap over runs for confidence intervals. Also the 1-D laws and the
 compute-optimal allocation N*(C), D*(C) for compute C = c N^gamma D (FLOPs per atom grow as c N^gamma)."""
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def _inits(logN, logD, logL):
 
 
 def _solve(x0, args):
-    """Unconstrained BFGS (the paper uses L-BFGS; BFGS is ~10x faster here on 5 parameters); a decaying law is required after."""
+    """Unconstrained BFGS (the paper uses L-BFGS; BFGS is ~10x faster here on 5 parameters); a decaying law is
+    required after."""
     res = minimize(_objective, x0, args=args, jac=True, method="BFGS", options={"maxiter": 2000})
     ok = np.all(np.isfinite(res.x)) and res.x[1] > 0 and res.x[3] > 0
     return (res.fun if ok else np.inf), res.x
@@ -72,8 +73,10 @@ def fit_law(N, D, L, delta: float = 1e-3, starts=None) -> tuple[Law, float, list
     results = sorted((_solve(x0, args) for x0 in starts), key=lambda t: t[0])
     fun, (a, alpha, b, beta, e) = results[0]
     if not np.isfinite(fun):
-        raise FitError("no initialisation converged to a decaying law (alpha, beta > 0): the losses do not fall with N and D")
-    return Law(float(np.exp(e)), float(np.exp(a)), float(alpha), float(np.exp(b)), float(beta)), float(fun), [x for _, x in results[:2]]
+        raise FitError("no initialisation converged to a decaying law (alpha, beta > 0): the losses do not fall with "
+                       "N and D")
+    return (Law(float(np.exp(e)), float(np.exp(a)), float(alpha), float(np.exp(b)), float(beta)), float(fun),
+            [x for _, x in results[:2]])
 
 
 def check_inputs(N, D, L):
@@ -81,7 +84,8 @@ def check_inputs(N, D, L):
     if n < MIN_RUNS:
         raise FitError(f"too few finished runs to fit L(N, D): {n}, need at least {MIN_RUNS} (5 parameters)")
     if len(np.unique(N)) < 2 or len(np.unique(np.round(np.log(D), 6))) < 2:
-        raise FitError(f"L(N, D) needs at least 2 distinct model sizes and 2 distinct data sizes, got {len(np.unique(N))} and {len(np.unique(D))}")
+        raise FitError(f"L(N, D) needs at least 2 distinct model sizes and 2 distinct data sizes, got "
+                       f"{len(np.unique(N))} and {len(np.unique(D))}")
     if not (np.all(np.isfinite(L)) and np.all(L > 0) and np.all(N > 0) and np.all(D > 0)):
         raise FitError("losses, N and D must be finite and positive")
 
@@ -92,7 +96,8 @@ def bootstrap(N, D, L, law_starts, n_boot: int = 200, seed: int = 0, delta: floa
 
     noise_sigma > 0 (the run-to-run spread of log L measured from repeated seeds) also perturbs each resampled loss by
     exp(N(0, sigma)), so the intervals carry seed noise as well as the grid's sampling. Each resample starts from the
-    full fit's best few solutions: the grid search of starts is the expensive part. draws_out, a list, receives the laws.
+    full fit's best few solutions: the grid search of starts is the expensive part. draws_out, a list, receives
+    the laws.
     """
     N, D, L = (np.asarray(x, float) for x in (N, D, L))
     rng = np.random.default_rng(seed)
@@ -112,7 +117,8 @@ def bootstrap(N, D, L, law_starts, n_boot: int = 200, seed: int = 0, delta: floa
     draws = np.array(draws)
     if len(draws) < 10:
         raise FitError("the bootstrap produced too few usable resamples: add runs with more distinct N and D")
-    return {p: [float(np.percentile(draws[:, i], 2.5)), float(np.percentile(draws[:, i], 97.5))] for i, p in enumerate(PARAMS)} | {"n": len(draws)}
+    return {p: [float(np.percentile(draws[:, i], 2.5)), float(np.percentile(draws[:, i], 97.5))]
+            for i, p in enumerate(PARAMS)} | {"n": len(draws)}
 
 
 def fit_1d(x, L, delta: float = 1e-3) -> dict | None:
@@ -140,7 +146,8 @@ def fit_1d(x, L, delta: float = 1e-3) -> dict | None:
     if best is None:
         return None
     a, al, e = best.x
-    return {"E": float(np.exp(e)), "A": float(np.exp(a)), "exponent": float(al), "x": xs.tolist(), "envelope": env.tolist()}
+    return {"E": float(np.exp(e)), "A": float(np.exp(a)), "exponent": float(al), "x": xs.tolist(),
+            "envelope": env.tolist()}
 
 
 def flops_law(N, flops_per_atom) -> dict:
@@ -155,7 +162,8 @@ def flops_law(N, flops_per_atom) -> dict:
 def compute_optimal(law: Law, c: float, gamma: float, C) -> dict:
     """Minimise L(N, C / (c N^gamma)) over N: alpha A N^-alpha = gamma beta B (c N^gamma / C)^beta."""
     C = np.asarray(C, float)
-    N = (law.alpha * law.A * C ** law.beta / (gamma * law.beta * law.B * c ** law.beta)) ** (1.0 / (law.alpha + gamma * law.beta))
+    N = ((law.alpha * law.A * C ** law.beta / (gamma * law.beta * law.B * c ** law.beta))
+         ** (1.0 / (law.alpha + gamma * law.beta)))
     D = C / (c * N ** gamma)
     k = law.alpha + gamma * law.beta
     return {"C": C.tolist(), "N_opt": N.tolist(), "D_opt": D.tolist(), "L_opt": law(N, D).tolist(),

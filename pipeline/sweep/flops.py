@@ -31,7 +31,8 @@ def parameter_counts(size: Size) -> dict:
 
 
 def sample_batch(data_root: str | None, max_atoms: int):
-    """A real training batch: the first train structures of the dataset up to max_atoms, else an EMT-labelled fcc Cu cell."""
+    """A real training batch: the first train structures of the dataset up to max_atoms, else an EMT-labelled fcc
+    Cu cell."""
     from pipeline.data.convert import structures_to_batch
 
     structs = []
@@ -54,7 +55,8 @@ def sample_batch(data_root: str | None, max_atoms: int):
         atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((3, 3, 3))
         atoms.rattle(0.05, seed=0)
         atoms.calc = EMT()
-        structs = [Structure.from_atoms(atoms, source="fcc", energy=atoms.get_potential_energy(), forces=atoms.get_forces())]
+        structs = [Structure.from_atoms(atoms, source="fcc", energy=atoms.get_potential_energy(),
+                                        forces=atoms.get_forces())]
         source = "rattled fcc Cu 3x3x3 (EMT)"
     return structures_to_batch(structs), source
 
@@ -99,7 +101,8 @@ def measure(size: Size, batch, repeats: int = 2) -> dict:
     return {"flops_per_atom": flops / natoms, "seconds_per_atom": sec / natoms, "batch_atoms": natoms, "measured": True}
 
 
-def flops_table(sizes: list[Size], data_root: str | None, max_atoms: int, max_params: float, cache: Path | None = None) -> dict:
+def flops_table(sizes: list[Size], data_root: str | None, max_atoms: int, max_params: float,
+                cache: Path | None = None) -> dict:
     """{size name: params, params_nonembed, flops_per_atom, seconds_per_atom (measured only), measured}."""
     cached = json.loads(cache.read_text()) if cache and cache.is_file() else {}
     batch, source = None, cached.get("_batch", "")
@@ -119,7 +122,8 @@ def flops_table(sizes: list[Size], data_root: str | None, max_atoms: int, max_pa
     measured = [r for r in out.values() if r.get("measured")]
     if len(measured) < len(out):  # extrapolate the rest from the measured sizes
         if not measured:
-            raise ValueError(f"no sweep size is small enough (<= {max_params:g} params) to measure FLOPs per atom on this machine")
+            raise ValueError(f"no sweep size is small enough (<= {max_params:g} params) to measure FLOPs per atom on "
+                             "this machine")
         xs = np.log([r["params_nonembed"] for r in measured])
         ys = np.log([r["flops_per_atom"] for r in measured])
         slope, icpt = np.polyfit(xs, ys, 1) if len(measured) > 1 else (1.0, ys[0] - xs[0])

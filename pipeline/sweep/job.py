@@ -1,4 +1,5 @@
-"""One sweep run, as a hydra multirun job: `python -m pipeline.sweep.job --multirun sweep=... +sweep_run.run=<name>,<name> ...`
+"""One sweep run, as a hydra multirun job:
+`python -m pipeline.sweep.job --multirun sweep=... +sweep_run.run=<name>,<name> ...`
 (the names are plan.json's: the job reads its size, budget, lr, seed and steps there).
 
 The job decides for itself whether to run (status.json), so relaunching the whole grid skips finished runs
@@ -38,13 +39,15 @@ def train_config_for(cfg: dict, spec: SweepSpec, run: Run, steps: int, run_dir: 
 
 def force_errors(run_dir: Path, data_root: str, split: str) -> dict:
     """Force MAE and RMSE (per component, eV/Å) of the run's exported model on another dataset's split: the
-    downstream figure the sweep fits beside its validation loss (energies are left out: each dataset has its own zero)."""
+    downstream figure the sweep fits beside its validation loss (energies are left out: each dataset has its own
+    zero)."""
     from pipeline.data.split import read_split
     from pipeline.evaluate.run import load_model
     from pipeline.models.predict import predict_structures
 
     model = load_model(str(run_dir))
-    d = [(p["forces"] - s.forces).ravel() for s, p in predict_structures(model, read_split(data_root, split)) if s.forces is not None]
+    d = [(p["forces"] - s.forces).ravel() for s, p in predict_structures(model, read_split(data_root, split))
+         if s.forces is not None]
     if not d:
         raise ValueError(f"{data_root} split {split!r} has no structures with forces")
     d = np.concatenate(d)
@@ -83,7 +86,8 @@ def run_one(cfg: dict) -> str:
     row = next((x for x in plan["runs"] if x["run"] == name), None)
     if row is None:
         raise ValueError(f"run {name} is not in {spec.out}/plan.json: rerun `atomforge sweep launch`")
-    run = Run(spec.size(row["size"]), float(row["budget"]), float(row["lr"]), int(row.get("seed", 0)), row.get("role", "grid"))
+    run = Run(spec.size(row["size"]), float(row["budget"]), float(row["lr"]), int(row.get("seed", 0)),
+              row.get("role", "grid"))
     run_dir = spec.run_dir(run)
     st = status.read(run_dir)
     action = status.decide(st, spec.max_retries)
@@ -92,7 +96,8 @@ def run_one(cfg: dict) -> str:
         print(f"[sweep] {run.name}: {why}", flush=True)
         return action
     status.write(run_dir, status="running", attempts=st.get("attempts", 0) + 1, run=run.name, size=run.size.name,
-                 budget=run.budget, unit=spec.unit, lr=run.lr, seed=run.seed, role=run.role, steps=row["steps"], error=None)
+                 budget=run.budget, unit=spec.unit, lr=run.lr, seed=run.seed, role=run.role, steps=row["steps"],
+                 error=None)
     print(f"[sweep] {run.name}: training {row['steps']} steps (attempt {st.get('attempts', 0) + 1})", flush=True)
     t0 = time.time()
     try:
@@ -104,15 +109,18 @@ def run_one(cfg: dict) -> str:
             raise RuntimeError(f"training exited with code {rc}")
         wall = time.time() - t0
         if spec.evaluate_re:
-            (run_dir / "re_eval.json").write_text(json.dumps(re_metrics(run_dir, cfg["data"]["root"], tc.val_split), indent=1))
+            (run_dir / "re_eval.json").write_text(json.dumps(re_metrics(run_dir, cfg["data"]["root"], tc.val_split),
+                                                             indent=1))
         if plan.get("downstream"):
             ds = plan["downstream"]
-            (run_dir / "downstream.json").write_text(json.dumps(force_errors(run_dir, ds["root"], ds["split"]), indent=1))
+            (run_dir / "downstream.json").write_text(json.dumps(force_errors(run_dir, ds["root"], ds["split"]),
+                                                                indent=1))
         status.write(run_dir, status="done", wall_s=wall)
         print(f"[sweep] {run.name}: done in {wall:.0f}s", flush=True)
         return "done"
     except Exception as e:  # noqa: BLE001 - recorded for the relaunch; the other runs go on
-        status.write(run_dir, status="failed", wall_s=time.time() - t0, error=f"{type(e).__name__}: {e}".splitlines()[0])
+        status.write(run_dir, status="failed", wall_s=time.time() - t0,
+                     error=f"{type(e).__name__}: {e}".splitlines()[0])
         (run_dir / "error.txt").write_text(traceback.format_exc())
         print(f"[sweep] {run.name}: failed: {e}", flush=True)
         return "failed"

@@ -52,8 +52,8 @@ def _launch(cfg: dict, spec: SweepSpec, overrides: list[str], phase: str) -> dic
     todo = {a: [] for a in ("skip", "give_up", "run")}
     for run in spec.runs(spec.default_lr(cfg)):
         todo[status.decide(status.read(spec.run_dir(run)), spec.max_retries)].append(run.name)
-    print(f"sweep {spec.name}{' (' + phase + ')' if phase else ''}: {len(todo['run'])} to run, {len(todo['skip'])} finished, "
-          f"{len(todo['give_up'])} failed past the retry limit", flush=True)
+    print(f"sweep {spec.name}{' (' + phase + ')' if phase else ''}: {len(todo['run'])} to run, "
+          f"{len(todo['skip'])} finished, {len(todo['give_up'])} failed past the retry limit", flush=True)
     if todo["run"]:
         cmd = multirun_command(cfg, spec, overrides, todo["run"])
         env = dict(os.environ)

@@ -21,7 +21,8 @@ def data_stats(data_root: str, max_atoms: int, mean_atoms: float) -> dict:
         return {"mean_atoms": float(np.mean([s.n_atoms for s in samples])), "train_structures": len(samples),
                 "atoms_per_batch": float(np.mean([sum(s.n_atoms for s in b) for b in batches])), "from": str(manifest)}
     if mean_atoms <= 0:
-        raise ValueError(f"no built dataset at {data_root} and the sweep sets no mean_atoms: build the data or set sweep.mean_atoms")
+        raise ValueError(f"no built dataset at {data_root} and the sweep sets no mean_atoms: build the data or set "
+                         "sweep.mean_atoms")
     return {"mean_atoms": float(mean_atoms), "train_structures": None,
             "atoms_per_batch": float(max(max_atoms - mean_atoms / 2, mean_atoms)), "from": "sweep.mean_atoms"}
 
@@ -32,7 +33,8 @@ def downstream_target(spec: SweepSpec) -> dict | None:
         return None
     ds = dict(spec.downstream)
     if set(ds) - {"data", "split", "root"} or not (ds.get("data") or ds.get("root")):
-        raise ValueError(f"sweep.downstream takes {{data: <configs/data entry>, split}} (or root), got {spec.downstream}")
+        raise ValueError(f"sweep.downstream takes {{data: <configs/data entry>, split}} (or root), "
+                         f"got {spec.downstream}")
     if not ds.get("root"):
         from pipeline.compose import compose, plain
 
@@ -64,13 +66,16 @@ def make_plan(cfg: dict, spec: SweepSpec, preview: bool = False) -> dict:
             wall = f["seconds_per_atom"] * atoms / max(spec.world_size, 1) + startup
         else:
             wall = float("nan")
-        rows.append({"run": run.name, "size": run.size.name, "params": f["params"], "params_nonembed": f["params_nonembed"],
-                     "budget": run.budget, "unit": spec.unit, "lr": run.lr, "seed": run.seed, "role": run.role, "steps": steps, "atoms": atoms,
+        rows.append({"run": run.name, "size": run.size.name, "params": f["params"],
+                     "params_nonembed": f["params_nonembed"], "budget": run.budget, "unit": spec.unit, "lr": run.lr,
+                     "seed": run.seed, "role": run.role, "steps": steps, "atoms": atoms,
                      "structures": atoms / stats["mean_atoms"], "flops_per_atom": f["flops_per_atom"],
                      "flops_measured": bool(f.get("measured")), "flops": flops, "wall_s": wall})
-    return {"sweep": spec.name, "out": spec.out, "data": stats, "flops_batch": table["_batch"], "atoms_per_step": atoms_per_step,
-            "lr_scan": spec.lr_scan or None, "lr_chosen": spec.chosen_lrs() if spec.lr_scan else None,
-            "downstream": downstream_target(spec), "runs": rows, "total_flops": sum(r["flops"] for r in rows), "total_wall_s": float(np.nansum([r["wall_s"] for r in rows]))}
+    return {"sweep": spec.name, "out": spec.out, "data": stats, "flops_batch": table["_batch"],
+            "atoms_per_step": atoms_per_step, "lr_scan": spec.lr_scan or None,
+            "lr_chosen": spec.chosen_lrs() if spec.lr_scan else None, "downstream": downstream_target(spec),
+            "runs": rows, "total_flops": sum(r["flops"] for r in rows),
+            "total_wall_s": float(np.nansum([r["wall_s"] for r in rows]))}
 
 
 def print_plan(plan: dict):

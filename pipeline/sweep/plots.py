@@ -14,7 +14,8 @@ from pipeline.evaluate.plots import save_figure  # noqa: E402
 
 LABELS = {"final_val_force_mae": "validation force MAE (eV/Å)",
           "downstream_force_mae": "downstream test force MAE (eV/Å)", "val_force_mae": "validation force MAE (eV/Å)",
-          "final_val_energy_mae_per_atom": "validation energy MAE (eV/atom)", "val_force_rmse": "validation force RMSE (eV/Å)",
+          "final_val_energy_mae_per_atom": "validation energy MAE (eV/atom)",
+          "val_force_rmse": "validation force RMSE (eV/Å)",
           "val_re_force_error": "validation RE force error (eV/Å)", "test_force_mae": "test force MAE (eV/Å)"}
 
 
@@ -64,8 +65,6 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     L = np.array([r[loss] for r in rows], float)
     C = np.array([r["compute"] for r in rows], float)
     fl, co = res["flops_per_atom"], res["compute_optimal"]
-    sizes = np.unique(N)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(sizes)))
     paths = []
 
     paths.append(plot_loss_vs_D(rows, law, out / "loss_vs_D.png", loss, n_col, d_col))

@@ -60,7 +60,8 @@ class SweepSpec:
     seeds: dict = field(default_factory=dict)  # {points: [[size, budget], ...], seeds: [1, 2]}: run-to-run noise
     warmup_frac: float = 0.0  # > 0: each run warms up for this fraction of its own steps, then cosine to min_lr
     downstream: dict = field(default_factory=dict)  # {data: <configs/data entry>, split: test}: force MAE per run
-    published: list = field(default_factory=list)  # [{source, quantity, value, definition}]: set beside the fit in summary.md
+    # [{source, quantity, value, definition}]: set beside the fit in summary.md
+    published: list = field(default_factory=list)
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> "SweepSpec":
@@ -92,7 +93,8 @@ class SweepSpec:
             raise ValueError(f"sweep unit must be one of {UNITS}, got {self.unit!r}")
         for s in self.sizes:
             if s.ladder not in LADDER:
-                raise ValueError(f"sweep size {s.name!r}: unknown ladder entry {s.ladder!r}; choose from {sorted(LADDER)}")
+                raise ValueError(f"sweep size {s.name!r}: unknown ladder entry {s.ladder!r}; "
+                                 f"choose from {sorted(LADDER)}")
         if len({s.name for s in self.sizes}) != len(self.sizes):
             raise ValueError("sweep size names must be unique")
         if any(b <= 0 for b in self.budgets):
@@ -101,7 +103,8 @@ class SweepSpec:
             if set(self.lr_scan) - {"budget", "lrs"} or not self.lr_scan.get("lrs"):
                 raise ValueError(f"sweep.lr_scan takes {{budget, lrs}} with at least one lr, got {self.lr_scan}")
             if float(self.lr_scan.get("budget", 0)) not in self.budgets:
-                raise ValueError(f"sweep.lr_scan.budget must be one of the budgets {self.budgets}, got {self.lr_scan.get('budget')}")
+                raise ValueError(f"sweep.lr_scan.budget must be one of the budgets {self.budgets}, "
+                                 f"got {self.lr_scan.get('budget')}")
             if self.lrs:
                 raise ValueError("sweep.lrs (an lr axis) and sweep.lr_scan (an lr chosen per size) exclude each other")
         if self.seeds:
@@ -110,7 +113,8 @@ class SweepSpec:
             for size, budget in self.seeds.get("points") or []:
                 self.size(str(size))
                 if float(budget) not in self.budgets:
-                    raise ValueError(f"sweep.seeds point [{size}, {budget}]: {budget} is not one of the budgets {self.budgets}")
+                    raise ValueError(f"sweep.seeds point [{size}, {budget}]: {budget} is not one of the budgets "
+                                     f"{self.budgets}")
             if any(int(x) == 0 for x in self.seeds["seeds"]):
                 raise ValueError("sweep.seeds.seeds are offsets added to the config's seed: 0 is the grid run itself")
         if not 0.0 <= self.warmup_frac < 1.0:
@@ -133,7 +137,8 @@ class SweepSpec:
         return [Run(s, b, float(lr), role="scan") for s in self.sizes for lr in self.lr_scan["lrs"]]
 
     def chosen_lrs(self) -> dict[str, float] | None:
-        """Size name -> lr picked by the scan (read from <out>/lr_scan.json); None while the scan has not been decided."""
+        """Size name -> lr picked by the scan (read from <out>/lr_scan.json); None while the scan has not been
+        decided."""
         f = Path(self.out) / LR_CHOICE
         return {k: float(v) for k, v in json.loads(f.read_text())["chosen"].items()} if f.is_file() else None
 

@@ -41,14 +41,16 @@ def rng_state() -> dict:
     return {"torch": torch.get_rng_state(),
             "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-            "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next}}
+            "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64),
+                       "gauss_next": gauss_next}}
 
 
 def set_rng_state(state: dict):
     torch.set_rng_state(state["torch"])
     n, p = state["numpy"], state["python"]
     if isinstance(n, dict):
-        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                             n["cached_gaussian"]))
         random.setstate((p["version"], tuple(int(x) for x in p["internal"].tolist()), p["gauss_next"]))
     else:  # written before RNG files held only tensors (numpy's state tuple, python's as a tuple)
         np.random.set_state(n)
@@ -81,8 +83,10 @@ def save(engine, root: Path, step: int, trainer_state: dict, ema, config: dict, 
         shutil.rmtree(d, ignore_errors=True)  # give the space back; the previous checkpoint is untouched
         prev = complete_checkpoints(root)
         free = shutil.disk_usage(root).free if root.is_dir() else 0
-        raise CheckpointError(f"checkpoint {tag} not written ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}; "
-                              f"{free / 2**20:.1f} MiB free in {root}); kept {prev[-1].name if prev else 'no earlier checkpoint'}") from e
+        raise CheckpointError(f"checkpoint {tag} not written "
+                              f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}; "
+                              f"{free / 2**20:.1f} MiB free in {root}); "
+                              f"kept {prev[-1].name if prev else 'no earlier checkpoint'}") from e
     from pipeline.train import faults
 
     faults.in_save(step, rank)
@@ -126,7 +130,8 @@ def load_newest(engine, root: Path, ema, explicit: str | None = None) -> dict | 
         except Exception as e:  # noqa: BLE001 - any broken file means: try the previous one
             error = e
         if not _all_ok(not unsafe):  # a file that would run code stops the run: never quietly fall back past it
-            raise UnsafeFileError(str(error) if unsafe else f"refusing to resume from {ck}: another rank found pickled code in it")
+            raise UnsafeFileError(str(error) if unsafe
+                                  else f"refusing to resume from {ck}: another rank found pickled code in it")
         if not _all_ok(error is None):  # every rank resumes from the same step, or none does
             if explicit:
                 raise RuntimeError(f"cannot resume from {ck}: {error or 'unreadable on another rank'}") from error

@@ -32,8 +32,8 @@ def check_supported(tc: "TrainConfig"):
     and release parameters around each module's backward and break on that inner backward pass.
     """
     if tc.model.force_mode == "conservative" and tc.deepspeed.stage == 3:
-        raise ValueError("conservative forces are not supported under ZeRO-3 (its parameter hooks break on the gradient "
-                         "taken inside forward); use deepspeed=zero2 with model.force_mode=conservative, or "
+        raise ValueError("conservative forces are not supported under ZeRO-3 (its parameter hooks break on the "
+                         "gradient taken inside forward); use deepspeed=zero2 with model.force_mode=conservative, or "
                          "model.force_mode=direct under ZeRO-3 and fine-tune conservatively under zero2")
 
 
@@ -83,8 +83,8 @@ class TrainConfig:
     mix: list | None = None  # several built datasets: [{root, weight}], drawn as UMA mixes its datasets
     mix_temperature: float = 1.0  # share_i ~ weight_i^(1/T)
     re_upweight: float = 1.0  # structures flagged rare_event are drawn this many times per epoch
-    select_best: bool = False  # at the end, rank checkpoints on val by force RMSE + RE force error (best_checkpoint.json)
-    profile: bool = False  # per-step seconds in loader / forward / backward / optimizer / communication (metrics.jsonl time_*)
+    select_best: bool = False  # finally, rank checkpoints on val by force RMSE + RE force error (best_checkpoint.json)
+    profile: bool = False  # per-step seconds in loader/forward/backward/optimizer/communication (metrics.jsonl time_*)
     final_predictions: int = 4  # val structures whose EMA-model predictions go to final_predictions.json (0: none)
 
     def __post_init__(self):
@@ -98,7 +98,8 @@ class TrainConfig:
             raise ValueError(f"init_refs must be 'refit' or 'parent', got {self.init_refs!r}")
         if (self.init_reinit_heads or self.freeze_backbone_steps or self.init_refs != "refit" or self.init_task
                 or self.init_task_from) and not self.init_from:
-            raise ValueError("init_reinit_heads, init_refs, init_task(_from) and freeze_backbone_steps need init_from=<exported model folder>")
+            raise ValueError("init_reinit_heads, init_refs, init_task(_from) and freeze_backbone_steps need "
+                             "init_from=<exported model folder>")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -20,7 +20,8 @@ def _counts(root: str) -> tuple[int, int]:
     return len(train), sum(RE_FLAG in f for f in train)
 
 
-def train_mix(data_root: str, mix: list | None, temperature: float, re_upweight: float) -> tuple[list | None, int | None]:
+def train_mix(data_root: str, mix: list | None, temperature: float,
+              re_upweight: float) -> tuple[list | None, int | None]:
     """(mix entries for LoaderConfig.mix, epoch size) — (None, None) for a plain single dataset."""
     if re_upweight < 1:
         raise ValueError(f"re_upweight must be >= 1 (1: no up-weighting), got {re_upweight}")
@@ -28,7 +29,8 @@ def train_mix(data_root: str, mix: list | None, temperature: float, re_upweight:
     if re_upweight == 1:
         return entries, None
     if entries and any(m.get("weight") is not None for m in entries):
-        raise ValueError("re_upweight works with size-proportional mixing; drop the explicit mix weights or set re_upweight=1")
+        raise ValueError("re_upweight works with size-proportional mixing; drop the explicit mix weights or set "
+                         "re_upweight=1")
     if temperature != 1.0:
         raise ValueError("re_upweight needs mix_temperature=1 (each structure once, rare-event ones re_upweight times)")
     out, total = [], 0
@@ -59,8 +61,10 @@ def with_task_references(model_cfg, data_root: str, mix: list | None):
             continue
         card = json.loads((Path(m["root"]) / "card.json").read_text())
         if refs.get(task, card["element_references"]) != card["element_references"]:
-            raise ValueError(f"mix entries of task {task!r} were built with different element references; give each dataset its own task")
+            raise ValueError(f"mix entries of task {task!r} were built with different element references; "
+                             "give each dataset its own task")
         refs[task] = card["element_references"]
         if not default and Path(m["root"]).resolve() == Path(data_root).resolve():
             default = task
-    return dataclasses.replace(model_cfg, task_references={t: refs[t] for t in model_cfg.tasks if t in refs}, default_task=default)
+    return dataclasses.replace(model_cfg, task_references={t: refs[t] for t in model_cfg.tasks if t in refs},
+                               default_task=default)

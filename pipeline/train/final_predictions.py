@@ -36,6 +36,7 @@ def record_predictions(tc, model, state: dict, out: Path, step: int) -> Path:
     fresh.eval()
     structs = recorded_structures(tc.data_root, tc.final_predictions)
     preds = predict(fresh, [s.to_atoms() for s in structs])
-    rows = [{"key": s.info.get("key"), "energy": p["energy"], "forces": p["forces"].tolist()} for s, p in zip(structs, preds)]
+    rows = [{"key": s.info.get("key"), "energy": p["energy"], "forces": p["forces"].tolist()}
+            for s, p in zip(structs, preds)]
     Path(out).write_text(json.dumps({"data_root": str(tc.data_root), "step": step, "structures": rows}))
     return Path(out)

@@ -26,7 +26,8 @@ def build_from_parent(tc, card: dict):
         refs.update({str(k): float(v) for k, v in card["element_references"].items()})
     missing = sorted(set(map(int, card["element_references"])) - set(map(int, refs)))
     if missing:
-        raise ValueError(f"the new data has elements {missing} the parent model has no reference for; use init_refs=refit")
+        raise ValueError(f"the new data has elements {missing} the parent model has no reference for; "
+                         "use init_refs=refit")
     if arch.tasks:  # a multi-task parent: the new data gets its own head, started from one of the parent's
         from pipeline.models.tasks import add_task
 
@@ -44,7 +45,8 @@ def build_from_parent(tc, card: dict):
         sd = {k: v for k, v in sd.items() if not k.startswith(HEADS)}
     missing_keys, unexpected = model.load_state_dict(sd, strict=False)
     if unexpected or (missing_keys and not tc.init_reinit_heads):
-        raise ValueError(f"{tc.init_from} does not fit its own architecture: missing {missing_keys[:3]}, unexpected {unexpected[:3]}")
+        raise ValueError(f"{tc.init_from} does not fit its own architecture: missing {missing_keys[:3]}, "
+                         f"unexpected {unexpected[:3]}")
     return model
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 def wandb_mode() -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").is_file() and "api.wandb.ai" in (Path.home() / ".netrc").read_text():
+    if (os.environ.get("WANDB_API_KEY")
+            or (Path.home() / ".netrc").is_file() and "api.wandb.ai" in (Path.home() / ".netrc").read_text()):
         return "online"
     return "offline"
 
@@ -18,8 +19,9 @@ class MetricsLogger:
     def __init__(self, run_dir: Path, config: dict, use_wandb: bool, project: str, resume_step: int = 0):
         self.path = run_dir / "metrics.jsonl"
         if resume_step and self.path.exists():  # drop lines past the resumed step: the rerun writes them again
-            lines = [l for l in self.path.read_text().splitlines() if l and json.loads(l).get("step", 0) <= resume_step]
-            self.path.write_text("".join(l + "\n" for l in lines))
+            lines = [ln for ln in self.path.read_text().splitlines()
+                     if ln and json.loads(ln).get("step", 0) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in lines))
         self.f = open(self.path, "a")
         self.run = None
         if use_wandb:

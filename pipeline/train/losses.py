@@ -16,7 +16,8 @@ def counts(batch) -> torch.Tensor:
     return torch.tensor([n_s, n_f, n_st], dtype=torch.float64)
 
 
-def loss_terms(pred: dict, batch, ref_energy: torch.Tensor, scale: float, step_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def loss_terms(pred: dict, batch, ref_energy: torch.Tensor, scale: float,
+               step_counts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     c = counts(batch) if step_counts is None else step_counts
     n = batch["natoms"].double()
     target_nn = batch["energy"].double() - ref_energy  # the residual the network predicts
@@ -28,5 +29,6 @@ def loss_terms(pred: dict, batch, ref_energy: torch.Tensor, scale: float, step_c
     if "stress" in pred:
         s_ok = torch.isfinite(batch["stress"]).view(len(n), -1).all(-1)
         ds = (pred["stress"] - batch["stress"])[s_ok]
-        out["stress"] = ds.abs().sum() / max(c[2].item(), 1.0) / scale * 100.0 if ds.numel() else e.new_zeros(()).float()  # eV/Å^3 is tiny
+        out["stress"] = (ds.abs().sum() / max(c[2].item(), 1.0) / scale * 100.0  # eV/Å^3 is tiny
+                         if ds.numel() else e.new_zeros(()).float())
     return out

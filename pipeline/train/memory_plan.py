@@ -18,7 +18,8 @@ from pipeline.models.potential import build_model
 GIB = 2**30
 
 
-def saved_activation_bytes(name: str, force_mode: str = "direct", backbone: dict | None = None, n_rep: int = 2) -> tuple[float, int]:
+def saved_activation_bytes(name: str, force_mode: str = "direct", backbone: dict | None = None,
+                           n_rep: int = 2) -> tuple[float, int]:
     """Bytes autograd keeps for backward in one forward of `name` on fcc Cu (4*n_rep^3 atoms), and the atom count."""
     batch = sample_batch(n_rep)
     torch.manual_seed(0)
@@ -77,11 +78,14 @@ def _width(name: str) -> float:
     return kw["sphere_channels"] * (kw["lmax"] + 1) ** 2 * kw["num_layers"]
 
 
-def print_plan(name: str, world: int, max_atoms: int, gpu_gib: float, force_mode: str = "direct", offload_optimizer: bool = False):
-    print(f"{name}: {count_parameters(name):,} parameters, {world} ranks, {max_atoms} atoms per micro-batch, {force_mode} forces")
+def print_plan(name: str, world: int, max_atoms: int, gpu_gib: float, force_mode: str = "direct",
+               offload_optimizer: bool = False):
+    print(f"{name}: {count_parameters(name):,} parameters, {world} ranks, {max_atoms} atoms per micro-batch, "
+          f"{force_mode} forces")
     print(f"{'ZeRO':>4s} {'params':>10s} {'grads':>10s} {'optim':>10s} {'activ':>10s} {'total GiB':>10s}")
     for r in plan(name, world, max_atoms, force_mode, offload_optimizer):
-        print(f"{r['stage']:>4d} " + " ".join(f"{r[k] / GIB:>10.3f}" for k in ("params", "grads", "optimizer", "activations", "total")))
+        print(f"{r['stage']:>4d} "
+              + " ".join(f"{r[k] / GIB:>10.3f}" for k in ("params", "grads", "optimizer", "activations", "total")))
     print(f"\nladder sizes that fit {gpu_gib:g} GiB per rank (ZeRO stage needed; activations at {max_atoms} atoms):")
     base = activation_bytes_per_atom("esen_xs", force_mode)
     for other in LADDER:

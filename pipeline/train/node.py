@@ -45,7 +45,8 @@ def check_slurm_layout(env=os.environ):
     """One srun task per node: more tasks than nodes would start torchrun twice on a node."""
     if "SLURM_STEP_ID" not in env and "SLURM_STEPID" not in env:
         return
-    tasks, nodes = env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS"), env.get("SLURM_NNODES") or env.get("SLURM_JOB_NUM_NODES")
+    tasks, nodes = (env.get("SLURM_NTASKS") or env.get("SLURM_NPROCS"),
+                    env.get("SLURM_NNODES") or env.get("SLURM_JOB_NUM_NODES"))
     if tasks and nodes and int(tasks) != int(nodes):
         raise LaunchError(f"srun started {tasks} tasks on {nodes} nodes: use one task per node "
                           "(srun --ntasks-per-node=1); torchrun starts the per-GPU ranks itself")
@@ -87,7 +88,8 @@ def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None
     run_dir = Path(json.loads(Path(config_path).read_text())["run_dir"])
     # torchrun would turn SIGTERM/SIGINT into killing the ranks mid-step: they are ours (forwarded, checkpointed)
     handle = [] if any(a.startswith("--signals") for a in torchrun_args) else ["--signals-to-handle", "SIGHUP,SIGQUIT"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", *handle, *torchrun_args, "-m", "pipeline.train.worker", config_path]
+    cmd = [sys.executable, "-m", "torch.distributed.run", *handle, *torchrun_args, "-m", "pipeline.train.worker",
+           config_path]
     proc = subprocess.Popen(cmd, env=env, preexec_fn=partial(torchrun_preexec, os.getpid()))
     with forwarding_signals():
         rc = proc.wait()

@@ -82,7 +82,8 @@ def submit(tc: TrainConfig, cluster: dict) -> str:
     """Submit one training run; returns the job id. Requeues resume it from its newest checkpoint."""
     per = _ranks_per_node(tc, cluster)
     cfg = write_config(tc)
-    opts = sbatch_options(cluster, cfg.parent, f"atomforge-{cfg.parent.name}") + [f"--nodes={int(cluster.get('nodes') or 1)}"]
+    opts = (sbatch_options(cluster, cfg.parent, f"atomforge-{cfg.parent.name}")
+            + [f"--nodes={int(cluster.get('nodes') or 1)}"])
     return _sbatch([*opts, str(slurm_script("train.sbatch")), str(cfg)], _env(per))
 
 

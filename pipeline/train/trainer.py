@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import time
@@ -57,7 +56,8 @@ def deepspeed_json(tc: TrainConfig) -> dict:
         # bf16 as autocast over fp32 weights: fairchem's equivariant norms run in fp32 with autocast off and
         # cannot take bf16 weights, and geometry (graph, edge vectors, force gradients) stays fp32.
         "torch_autocast": {"enabled": ds.bf16, "dtype": "bfloat16"},
-        "optimizer": {"type": "AdamW", "params": {"lr": tc.lr, "weight_decay": tc.weight_decay, "torch_adam": not on_gpu}},
+        "optimizer": {"type": "AdamW",
+                      "params": {"lr": tc.lr, "weight_decay": tc.weight_decay, "torch_adam": not on_gpu}},
         "steps_per_print": 1 << 30,
         "wall_clock_breakdown": False,
     }
@@ -121,8 +121,8 @@ class SectionTimer:
     def _comm_total() -> float:
         from deepspeed.comm.comm import comms_logger
 
-        # each op name's timer is cumulative (DeepSpeed reads it with reset=False), so its newest record is its total
-        return sum(max(max(rec[1]) for rec in sizes.values()) for sizes in comms_logger.comms_dict.values()) / 1e3  # ms -> s
+        # each op's timer is cumulative (DeepSpeed reads it with reset=False): its newest record is its total, in ms
+        return sum(max(max(rec[1]) for rec in sizes.values()) for sizes in comms_logger.comms_dict.values()) / 1e3
 
     def start_step(self):
         if self.enabled:
@@ -147,7 +147,7 @@ class BatchStream:
     def __init__(self, cfg: LoaderConfig, rank: int, world: int, epoch: int = 0, position: int = 0, skipped: int = 0):
         self.cfg, self.rank, self.world = cfg, rank, world
         self.epoch, self.position = epoch, position
-        self._it, self._skipped_before = None, skipped  # corrupt samples dropped in earlier epochs (and before a resume)
+        self._it, self._skipped_before = None, skipped  # corrupt samples dropped in earlier epochs and before a resume
 
     @property
     def skipped(self) -> int:  # corrupt samples this rank's loaders dropped (on_error=skip), over the whole run
@@ -196,8 +196,8 @@ class Trainer:
         if tc.freeze_backbone_steps:
             params = param_groups(self.model)
         sched = partial(warmup_cosine, total=tc.steps, warmup=tc.warmup_steps, min_ratio=tc.min_lr_ratio)
-        self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params, config=deepspeed_json(tc),
-                                                             lr_scheduler=sched)
+        self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params,
+                                                             config=deepspeed_json(tc), lr_scheduler=sched)
         self.ema = EMA(self.engine.module, tc.ema_decay)
         self.timer = SectionTimer(tc.profile)
         self.ckpt_root = self.run_dir / "checkpoints"
@@ -240,14 +240,14 @@ class Trainer:
         t = self.timer.mark("loader", t)
         step_counts = sum(counts(b) for b in batches)
         totals: dict[str, float] = {}
-        grad_norm = None
-        samples = 0
+        grad_norm, samples = None, 0
         queue = list(batches)
         while queue:
             batch = queue.pop(0)
             pred = self.engine(batch)
             terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale, step_counts)
-            loss = tc.energy_coef * terms["energy"] + tc.force_coef * terms["forces"] + tc.stress_coef * terms.get("stress", 0.0)
+            loss = (tc.energy_coef * terms["energy"] + tc.force_coef * terms["forces"]
+                    + tc.stress_coef * terms.get("stress", 0.0))
             loss = faults.poison_loss(loss, self.step + 1)
             if not self.guard.ok(loss, self.step):  # skipped on every rank; a fresh batch takes its place
                 queue.append(self.batch_to(next(self.stream)))  # (normalised by the step's original counts)
@@ -272,16 +272,16 @@ class Trainer:
         if grad_norm is None:
             grad_norm = self.engine.get_global_grad_norm()
         totals["grad_norm"] = float(grad_norm) if grad_norm is not None else float("nan")
-        totals["atoms"] = int(sum(int(b["natoms"].sum()) for b in batches))
-        totals["samples"] = samples
+        totals["atoms"], totals["samples"] = int(sum(int(b["natoms"].sum()) for b in batches)), samples
         totals.update(self.timer.row())
         return totals
 
     @torch.no_grad()
     def validate(self) -> dict:
+        tc = self.tc
         try:
-            loader = make_loader(LoaderConfig(root=self.tc.data_root, split=self.tc.val_split, max_atoms=self.tc.max_atoms,
-                                              shuffle=False, seed=self.tc.seed, on_error=self.tc.on_error), self.rank, self.world)
+            loader = make_loader(LoaderConfig(root=tc.data_root, split=tc.val_split, max_atoms=tc.max_atoms,
+                                              shuffle=False, seed=tc.seed, on_error=tc.on_error), self.rank, self.world)
         except (FileNotFoundError, ValueError):
             return {}
         self.engine.eval()
@@ -301,12 +301,14 @@ class Trainer:
     def save(self):
         skipped = torch.tensor([self.stream.skipped], dtype=torch.float64)
         dist.all_reduce(skipped)  # every rank saves together; one count for the run
-        state = {"step": self.step, "loader": self.stream.state(), **self.guard.state(), "corrupt_skipped": int(skipped.item())}
+        state = {"step": self.step, "loader": self.stream.state(), **self.guard.state(),
+                 "corrupt_skipped": int(skipped.item())}
         ckpt.save(self.engine, self.ckpt_root, self.step, state, self.ema, self.config_record(), self.tc.keep_last)
 
     def config_record(self) -> dict:
-        return {"train": self.tc.to_dict(), "card": {k: self.card.get(k) for k in ("name", "content_hash", "element_references",
-                "force_rms", "avg_num_neighbors", "elements", "counts", "units", "cutoff")}, "world_size": self.world,
+        keys = ("name", "content_hash", "element_references", "force_rms", "avg_num_neighbors", "elements", "counts",
+                "units", "cutoff")
+        return {"train": self.tc.to_dict(), "card": {k: self.card.get(k) for k in keys}, "world_size": self.world,
                 # what the model applies (a fine-tune may differ from the card): exports rebuild exactly this
                 "element_references": {str(z): float(self.model.element_refs[z]) for z in self.model.elements},
                 "energy_scale": self.model.energy_scale}
@@ -318,8 +320,10 @@ class Trainer:
 
     def fit(self) -> dict:
         tc = self.tc
-        logger = MetricsLogger(self.run_dir, tc.to_dict(), tc.wandb, tc.wandb_project, self.step) if self.rank == 0 else None
-        bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0 or not tc.progress)
+        logger = (MetricsLogger(self.run_dir, tc.to_dict(), tc.wandb, tc.wandb_project, self.step)
+                  if self.rank == 0 else None)
+        bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step",
+                   disable=self.rank != 0 or not tc.progress)
         last = {}
         stop_at = tc.stop_after if tc.stop_after else tc.steps
         while self.step < min(tc.steps, stop_at):
@@ -329,9 +333,8 @@ class Trainer:
             dt = time.perf_counter() - t0
             counts = torch.tensor([m.pop("atoms"), m.pop("samples"), self.stream.skipped], dtype=torch.float64)
             dist.all_reduce(counts)
-            atoms = counts[0]
             row = {"step": self.step, **m, "lr": lr,
-                   "atoms_per_s": atoms.item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
+                   "atoms_per_s": counts[0].item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
                    "samples": int(counts[1].item()), "nonfinite_skipped": self.guard.skipped,
                    "corrupt_skipped": int(counts[2].item()),  # all ranks, whole run (data.on_error=skip)
                    "epoch": self.stream.epoch, "rank_steps": self.step}
@@ -359,7 +362,8 @@ class Trainer:
             final = self.validate()
             last.update(final)
             if logger:
-                logger.log({"step": self.step, **final, "final": True, "corrupt_skipped": last.get("corrupt_skipped", 0)})
+                logger.log({"step": self.step, **final, "final": True,
+                            "corrupt_skipped": last.get("corrupt_skipped", 0)})
         if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
             self.save()
         if tc.final_predictions and self.step >= tc.steps:
@@ -375,9 +379,11 @@ class Trainer:
         gathered = [torch.zeros_like(steps_done) for _ in range(self.world)]
         dist.all_gather(gathered, steps_done)
         if self.rank == 0:
-            (self.run_dir / "ranks.json").write_text(json.dumps({"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}))
-            (self.run_dir / "summary.json").write_text(json.dumps({"steps": self.step, "world_size": self.world, "nonfinite_skipped":
-                                                                   self.guard.skipped, "corrupt_skipped": last.get("corrupt_skipped", 0)}))
+            ranks = {"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}
+            (self.run_dir / "ranks.json").write_text(json.dumps(ranks))
+            summary = {"steps": self.step, "world_size": self.world, "nonfinite_skipped": self.guard.skipped,
+                       "corrupt_skipped": last.get("corrupt_skipped", 0)}
+            (self.run_dir / "summary.json").write_text(json.dumps(summary))
         return last
 
     def record_final_predictions(self):

@@ -34,7 +34,8 @@ def main(argv=None):
     hold_early()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if "SLURM_STEP_ID" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
-        sys.exit("atomforge: error: ranks are started by torchrun (python -m pipeline.train.node), one srun task per node")
+        sys.exit("atomforge: error: ranks are started by torchrun (python -m pipeline.train.node), "
+                 "one srun task per node")
     with open(argv[0]) as f:
         tc = TrainConfig.from_dict(json.load(f))
     from pipeline.train.checkpoint import CheckpointError
@@ -44,7 +45,8 @@ def main(argv=None):
 
     try:
         run(tc)
-    except (CheckpointError, NonFiniteLoss, UnsafeFileError, CorruptInput) as e:  # expected: one line, not a traceback per rank
+    except (CheckpointError, NonFiniteLoss, UnsafeFileError, CorruptInput) as e:
+        # expected: one line, not a traceback per rank
         lines = str(e).strip().splitlines()  # a DataLoader worker's error arrives wrapped in torch's own lines
         print(f"atomforge: error: {lines[-1] if lines else type(e).__name__}", file=sys.stderr, flush=True)
         sys.exit(1)

@@ -5,18 +5,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=cwd or REPO, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=300)
 
 
 def assert_one_line_error(p, *needles):
     assert p.returncode != 0
-    err = [l for l in p.stderr.splitlines() if l.startswith("atomforge: error:")]
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("atomforge: error:")]
     assert len(err) == 1, p.stderr
     assert "Traceback" not in p.stderr
     for n in needles:
@@ -49,7 +49,8 @@ def test_shard_folder_without_shards(tmp_path):
 
 
 def test_missing_source_file(tmp_path):
-    p = run_cli("data", "build", "data=mlearn_si", f"paths.data={tmp_path}", "data.build.sources.0.path=/nonexistent/training.json")
+    p = run_cli("data", "build", "data=mlearn_si", f"paths.data={tmp_path}",
+                "data.build.sources.0.path=/nonexistent/training.json")
     assert_one_line_error(p, "/nonexistent/training.json")
 
 

@@ -20,7 +20,8 @@ ATOMFORGE = str(Path(sys.executable).parent / "atomforge")  # the console script
 
 def user_env() -> dict:
     """The environment of a user's shell: none of the variables the test suite sets for itself."""
-    return {k: v for k, v in os.environ.items() if k not in ("TORCH_EXTENSIONS_DIR", "DS_ACCELERATOR", "ATOMFORGE_DEBUG")}
+    return {k: v for k, v in os.environ.items()
+            if k not in ("TORCH_EXTENSIONS_DIR", "DS_ACCELERATOR", "ATOMFORGE_DEBUG")}
 
 
 def run(*args, timeout=300, cwd=None) -> subprocess.CompletedProcess:
@@ -52,7 +53,8 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
 
 def test_unknown_flag_and_typed_values_are_one_line(emt_dataset):
     p = run("eval", "--verbose")
-    assert p.returncode == 2 and p.stderr.strip() == "atomforge: error: unknown flag '--verbose'; see `atomforge eval --help`"
+    assert p.returncode == 2 and p.stderr.strip() == ("atomforge: error: unknown flag '--verbose'; "
+                                                      "see `atomforge eval --help`")
     for override, want in (("train.steps=fifty", "train.steps: expected an integer, got 'fifty'"),
                            ("world_size=two", "world_size: expected an integer, got 'two'"),
                            ("model.stress=maybe", "model.stress: expected true or false, got 'maybe'")):
@@ -64,7 +66,7 @@ def test_hydra_hints_survive():
     p = run("train", "model=esen_q")
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and "Could not find 'model/esen_q'" in lines[0]
-    assert any("Available options in 'model':" in l and "esen_xs" in l for l in lines) and len(lines) <= 3, p.stderr
+    assert any("Available options in 'model':" in ln and "esen_xs" in ln for ln in lines) and len(lines) <= 3, p.stderr
     p = run("train", "train.stepz=5")
     assert p.returncode == 2 and "+train.stepz=5" in p.stderr and "not in struct" in p.stderr
 

@@ -18,7 +18,8 @@ def test_train_yaml_and_dataclass_defaults_agree():
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     assert set(y) <= set(fields), f"yaml keys the dataclass lacks: {sorted(set(y) - set(fields))}"
     missing = sorted(set(fields) - set(y) - SET_ELSEWHERE)
-    assert not missing, f"TrainConfig fields not in configs/train/default.yaml (not overridable as train.<key>): {missing}"
+    assert not missing, ("TrainConfig fields not in configs/train/default.yaml (not overridable as train.<key>): "
+                         f"{missing}")
     for k, v in y.items():
         f = fields[k]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()

@@ -115,7 +115,8 @@ def test_every_error_has_the_one_root():
     classes = []
     for name, f in modules().items():
         for node in ast.parse(f.read_text()).body:
-            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Locked", "Loss", "Input", "Shard", "Interrupted")):
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Locked", "Loss", "Input", "Shard",
+                                                                      "Interrupted")):
                 classes.append((name, node.name))
     assert len(classes) >= 10
     import importlib

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_wheel_ships_slurm_scripts_and_configs(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-                    str(REPO)], check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True, timeout=600)
     (whl,) = tmp_path.glob("atomforge-*.whl")
     names = zipfile.ZipFile(whl).namelist()
     for f in ("train.sbatch", "sweep_array.sbatch"):

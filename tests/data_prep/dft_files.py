@@ -44,7 +44,8 @@ def rows(root: Path, name: str = "manifest.parquet") -> list[dict]:
 
 def output_bytes(root: Path) -> dict[str, str]:
     """sha256 of every file a build publishes (shards, manifest, quarantine, card)."""
-    files = sorted((root / "shards").glob("*.tar")) + [root / n for n in ("manifest.parquet", "quarantine.parquet", "card.json")]
+    files = (sorted((root / "shards").glob("*.tar"))
+             + [root / n for n in ("manifest.parquet", "quarantine.parquet", "card.json")])
     return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
@@ -55,7 +56,8 @@ def write_mlearn(path: Path, images) -> Path:
     entries = [{"structure": {"lattice": {"matrix": a.cell.array.tolist()},
                               "sites": [{"species": [{"element": s}], "xyz": p.tolist()}
                                         for s, p in zip(a.get_chemical_symbols(), a.positions)]},
-                "outputs": {"energy": a.get_potential_energy(), "forces": a.get_forces().tolist(), "virial_stress": [0.0] * 6},
+                "outputs": {"energy": a.get_potential_energy(), "forces": a.get_forces().tolist(),
+                            "virial_stress": [0.0] * 6},
                 "group": "Rattled", "description": f"frame {i}"} for i, a in enumerate(images)]
     path.write_text(json.dumps(entries))
     return path

@@ -14,7 +14,8 @@ SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}  # several shards per task, so
 
 
 def _build(out, src, **kw):
-    return build(BuildConfig(out=str(out), sources=[{"type": "extxyz", "path": str(src)}], split=SPLIT, **kw), progress=False)
+    return build(BuildConfig(out=str(out), sources=[{"type": "extxyz", "path": str(src)}], split=SPLIT, **kw),
+                 progress=False)
 
 
 def _published(out):

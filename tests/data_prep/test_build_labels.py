@@ -3,7 +3,6 @@ energy_outlier and leaves the Al reference where the clean data puts it (extxyz 
 `energy_key`/`forces_key`/`stress_key` win over ASE's calculator fields."""
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 

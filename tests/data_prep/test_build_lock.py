@@ -42,7 +42,8 @@ def _env():
 def test_second_build_is_refused_then_dead_owner_is_taken_over(tmp_path, caplog):
     out = tmp_path / "out"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True, env=_env(),
+                              cwd=REPO)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(FolderLocked) as e:
@@ -77,7 +78,8 @@ def test_temp_names_carry_the_pid(tmp_path, monkeypatch):
     seen = []
     real_tar, real_write = b.wds.TarWriter, b.pq.write_table
     monkeypatch.setattr(b.wds, "TarWriter", lambda path, **kw: (seen.append(path), real_tar(path, **kw))[1])
-    monkeypatch.setattr(b.pq, "write_table", lambda t, path, **kw: (seen.append(str(path)), real_write(t, path, **kw))[1])
+    monkeypatch.setattr(b.pq, "write_table",
+                        lambda t, path, **kw: (seen.append(str(path)), real_write(t, path, **kw))[1])
     build(BuildConfig(out=str(tmp_path / "out"), sources=_source(tmp_path), split={"train": 1.0}), progress=False)
     assert len(seen) == 2 and all(p.endswith(f".{os.getpid()}.tmp") for p in seen), seen
 
@@ -126,7 +128,8 @@ with ProcessPoolExecutor(2, initializer=w.init_worker, initargs=(os.getpid(),)) 
 
 @pytest.mark.slow  # multi-process (~3 s)
 def test_watchdog_alone_ends_orphaned_workers(tmp_path):
-    p = subprocess.Popen([sys.executable, "-c", POOL_WITHOUT_PRCTL], stdout=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    p = subprocess.Popen([sys.executable, "-c", POOL_WITHOUT_PRCTL], stdout=subprocess.PIPE, text=True, env=_env(),
+                         cwd=REPO)
     workers = []
     try:
         workers = [psutil.Process(int(x)) for x in p.stdout.readline().split()]

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import pyarrow.parquet as pq
 from ase.build import bulk
-from ase.calculators.emt import EMT
 
 from data_prep.split import assign_split
 from data_prep.structure import Structure

@@ -16,7 +16,7 @@ def test_median_and_kth_are_exact(monkeypatch, collect):
     for n in (1, 2, 5, 1000, 1001):
         x = np.concatenate([rng.normal(0, 1e-3, n // 2), rng.standard_cauchy(n - n // 2)])
         x[::7] = -0.0 if n > 7 else x[::7]
-        chunks = lambda: iter(np.array_split(x, 3))  # noqa: E731
+        chunks = lambda x=x: iter(np.array_split(x, 3))  # noqa: E731
         assert external.median(chunks, n) == np.median(x)
         k = n // 3
         assert external.kth_smallest(chunks, k) == np.sort(x)[k]

@@ -83,7 +83,8 @@ def test_mlearn_si_mo_round_trip(tmp_path):
     assert card["units"]["energy"] == "eV"
     # manifest row carries what a sampler needs without opening shards
     row = manifest[0]
-    for col in ("key", "shard", "n_atoms", "formula", "elements", "source", "split", "energy_per_atom", "max_force", "flags"):
+    for col in ("key", "shard", "n_atoms", "formula", "elements", "source", "split", "energy_per_atom", "max_force",
+                "flags"):
         assert col in row
     s = stored[row["key"]]
     assert row["n_atoms"] == s.n_atoms and row["max_force"] == pytest.approx(np.abs(s.forces).max())
@@ -102,5 +103,5 @@ def test_silicon_re_keeps_r_and_kmesh_forces(tmp_path):
     np.testing.assert_array_equal(s.atom_fields["r"], np.asarray(raw["r"][7]))
     np.testing.assert_array_equal(s.atom_fields["forces_dft_k1"], np.asarray(raw["Forces"]["DFT_K1"][7]))
     assert s.energy == raw["Energies"]["DFT_K4"][7]
-    assert sum(r["n_re"] for r in manifest) > 0
-    assert_groups_in_one_split(manifest)  # blocks of consecutive AIMD frames stay together  # rare-event atoms (r == 0) are counted per row
+    assert sum(r["n_re"] for r in manifest) > 0  # rare-event atoms (r == 0) are counted per row
+    assert_groups_in_one_split(manifest)  # blocks of consecutive AIMD frames stay together

@@ -34,8 +34,8 @@ def by_index(stored, field):
 def test_extxyz_source(tmp_path):
     frames = labelled(12)
     write(tmp_path / "mp.extxyz", frames, format="extxyz")
-    root = build_dataset(tmp_path / "ds", [{"type": "extxyz", "path": str(tmp_path / "mp.extxyz"), "group_key": "traj"}],
-                         workers=1)
+    root = build_dataset(tmp_path / "ds",
+                         [{"type": "extxyz", "path": str(tmp_path / "mp.extxyz"), "group_key": "traj"}], workers=1)
     stored = read_back(root)
     assert len(stored) == 12
     again = read(tmp_path / "mp.extxyz", index=":")

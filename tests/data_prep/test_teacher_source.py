@@ -79,7 +79,8 @@ def test_prototypes_span_many_elements_and_families():
 def test_nan_from_the_teacher_is_quarantined(tmp_path):
     spec = _spec("tests.data_prep.teacher_calcs:NaNEMT", per_kind={"bulk": 2, "vacancy": 4, "interstitial": 2})
     root = build_dataset(tmp_path / "d", [spec], workers=1)
-    man, qua = pq.read_table(root / "manifest.parquet").to_pylist(), pq.read_table(root / "quarantine.parquet").to_pylist()
+    man = pq.read_table(root / "manifest.parquet").to_pylist()
+    qua = pq.read_table(root / "quarantine.parquet").to_pylist()
     nan = [r for r in qua if r["reason"].startswith("non_finite")]
     assert nan and all(r["n_atoms"] % 2 == 1 for r in nan)
     assert man and all(r["n_atoms"] % 2 == 0 for r in man)

@@ -93,5 +93,6 @@ def test_suite_against_itself_has_zero_error_and_catches_a_bad_model():
     assert same["md_time_to_failure"]["model"] is None  # the teacher survives the ramp
     bad = P.property_suite(lambda: ScaledEMT(0.5), EMT, elements=("Cu",), md_steps=60,
                            which=("vacancy_formation_energy", "rdf_l1_error"))["Cu"]
-    assert bad["vacancy_formation_energy"]["error"] == pytest.approx(-0.5 * bad["vacancy_formation_energy"]["reference"], abs=0.02)
+    assert bad["vacancy_formation_energy"]["error"] == pytest.approx(
+        -0.5 * bad["vacancy_formation_energy"]["reference"], abs=0.02)
     assert bad["rdf_l1_error"]["model"] > 0.05  # a softer potential gives a visibly different RDF at the same T

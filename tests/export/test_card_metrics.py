@@ -21,7 +21,8 @@ def test_eval_of_a_folder_writes_beside_it_and_fills_the_card(exported, emt_data
     folder = Path(shutil.copytree(exported, tmp_path / "model"))
     assert json.loads((folder / "config.json").read_text())["metrics"] == {}  # exported before any eval
     p = subprocess.run([sys.executable, "-m", "pipeline.cli", "eval", f"data.root={emt_dataset}",
-                        f"eval.model={folder}", "eval.plots=false"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                        f"eval.model={folder}", "eval.plots=false"], cwd=REPO, capture_output=True, text=True,
+                       timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     assert (folder / "eval" / "report.json").is_file()
     cfg = json.loads((folder / "config.json").read_text())

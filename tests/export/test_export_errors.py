@@ -74,7 +74,8 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="not in the cache and the hub cannot be reached"):
         load("hf://someone/no-such-model")
     # a mistyped local path is never taken for a hub id (that would fetch somebody else's model)
-    with pytest.raises(FileNotFoundError, match=r"model folder not found: someone/no-such-model \(a hub repository is written hf://"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"model folder not found: someone/no-such-model \(a hub repository is written hf://"):
         load("someone/no-such-model")
 
 

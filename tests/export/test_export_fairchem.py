@@ -25,7 +25,8 @@ def test_fairchem_calculator_md_100_steps(exported):
     atoms.calc = FAIRChemCalculator(unit, task_name="omat")
     ours.calc = calculator(exported)
     # same totals: element references and energy scale survived the translation
-    assert abs(atoms.get_potential_energy() - ours.get_potential_energy()) < 1e-4 * max(1.0, abs(ours.get_potential_energy()))
+    assert (abs(atoms.get_potential_energy() - ours.get_potential_energy())
+            < 1e-4 * max(1.0, abs(ours.get_potential_energy())))
     np.testing.assert_allclose(atoms.get_forces(), ours.get_forces(), atol=1e-5)
     assert abs(ours.get_potential_energy()) > 1.0  # references are in the totals, not zero
 

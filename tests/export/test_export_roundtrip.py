@@ -32,7 +32,8 @@ def test_export_reproduces_ema_predictions(zero3_run, exported):
     assert compare(raw, zero3_run)[0] > 1e-4
 
 
-@pytest.mark.parametrize("rel,noise,ok", [(5e-7, 0.0, True), (2e-6, 0.0, False), (3e-6, 1e-6, True), (5e-6, 1e-6, False)])
+@pytest.mark.parametrize("rel,noise,ok",
+                         [(5e-7, 0.0, True), (2e-6, 0.0, False), (3e-6, 1e-6, True), (5e-6, 1e-6, False)])
 def test_round_trip_tolerance_follows_the_models_own_repeatability(tmp_path, monkeypatch, rel, noise, ok):
     """1e-6, widened only to 4x the spread between two evaluations of the same weights (conservative forces)."""
     import pipeline.export.verify as verify

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ def run(run_dir: Path, data_root: Path, faults: dict | None = None, **over) -> t
 
 def rows(run_dir: Path) -> list[dict]:
     p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []
 
 
 def step_rows(run_dir: Path) -> dict[int, dict]:

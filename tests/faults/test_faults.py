@@ -5,7 +5,6 @@ counts mean nothing was lost or seen twice.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess

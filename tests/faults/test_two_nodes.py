@@ -21,7 +21,8 @@ def test_two_torchrun_nodes_train_together(emt_dataset, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     cfg = TrainConfig.from_dict({"run_dir": str(run_dir), "data_root": str(emt_dataset), "steps": 3, "max_atoms": 128,
-                                 "wandb": False, "progress": False, "ckpt_every": 0, "warmup_steps": 1, "world_size": 2})
+                                 "wandb": False, "progress": False, "ckpt_every": 0, "warmup_steps": 1,
+                                 "world_size": 2})
     cfg_path = run_dir / "train_config.json"
     cfg_path.write_text(json.dumps(cfg.to_dict()))
     with socket.socket() as s:

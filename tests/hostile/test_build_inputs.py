@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import ase.db
-import numpy as np
 import pyarrow.parquet as pq
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -55,7 +53,8 @@ def run(tmp_path: Path, sources: list[dict], inputs: Path) -> tuple[list, list]:
     before = snapshot(inputs)
     root = build_dataset(tmp_path / "out", sources, workers=1, split={"train": 1.0})
     assert snapshot(inputs) == before, "an input file was created, changed or touched"
-    return (pq.read_table(root / "manifest.parquet").to_pylist(), pq.read_table(root / "quarantine.parquet").to_pylist())
+    return (pq.read_table(root / "manifest.parquet").to_pylist(),
+            pq.read_table(root / "quarantine.parquet").to_pylist())
 
 
 def kept(tally, manifest: list, n_good: int, exact: bool = True) -> None:
@@ -221,8 +220,10 @@ def test_bad_frames_through_the_cli(tmp_path, tally):
 
 def mlearn_entries(images) -> list[dict]:
     return [{"structure": {"lattice": {"matrix": a.cell.array.tolist()},
-                           "sites": [{"species": [{"element": s}], "xyz": p.tolist()} for s, p in zip(a.get_chemical_symbols(), a.positions)]},
-             "outputs": {"energy": a.get_potential_energy(), "forces": a.get_forces().tolist(), "virial_stress": [0.0] * 6},
+                           "sites": [{"species": [{"element": s}], "xyz": p.tolist()}
+                                     for s, p in zip(a.get_chemical_symbols(), a.positions)]},
+             "outputs": {"energy": a.get_potential_energy(), "forces": a.get_forces().tolist(),
+                         "virial_stress": [0.0] * 6},
              "group": "Rattled", "description": f"frame {i}"} for i, a in enumerate(images)]
 
 
@@ -238,7 +239,8 @@ def test_mlearn_bad_entries_and_a_truncated_file(tmp_path, tally):
     (d / "mixed.json").write_text(json.dumps(entries))
     (d / "cut.json").write_text(json.dumps(mlearn_entries(frames(3, seed=9)))[:500])
     (d / "good.json").write_text(json.dumps(mlearn_entries(frames(3, seed=10))))
-    srcs = [{"type": "mlearn", "path": str(d / n), "name": n.split(".")[0]} for n in ("mixed.json", "cut.json", "good.json")]
+    srcs = [{"type": "mlearn", "path": str(d / n), "name": n.split(".")[0]}
+            for n in ("mixed.json", "cut.json", "good.json")]
     m, q = run(tmp_path, srcs, d)
     kept(tally, m, 4 + 3)
     mixed, cut = str(d / "mixed.json"), str(d / "cut.json")

@@ -25,7 +25,7 @@ def start_training(run: Path, data: Path, steps: int = 400) -> subprocess.Popen:
 
 def steps_logged(run: Path) -> int:
     p = run / "metrics.jsonl"
-    return sum(1 for l in p.read_text().splitlines() if '"loss"' in l) if p.exists() else 0
+    return sum(1 for ln in p.read_text().splitlines() if '"loss"' in ln) if p.exists() else 0
 
 
 def wait_for_steps(run: Path, proc: subprocess.Popen, n: int, timeout: float = 180):

@@ -46,7 +46,7 @@ def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def one_line_error(p: subprocess.CompletedProcess, *words: str) -> bool:
-    errs = [l for l in p.stderr.splitlines() if l.startswith("atomforge: error:")]
+    errs = [ln for ln in p.stderr.splitlines() if ln.startswith("atomforge: error:")]
     return p.returncode != 0 and len(errs) >= 1 and all(w in errs[-1] for w in words) and "Traceback" not in p.stderr
 
 

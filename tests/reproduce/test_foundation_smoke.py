@@ -42,8 +42,10 @@ def test_foundation_smoke_ships_a_multi_head_conservative_model(foundation):
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     ship = Path(m["ship"])
-    assert ship.is_relative_to(work) and (ship / "model.safetensors").is_file() and (ship / "inference_ckpt.pt").is_file()
-    assert sorted(p.name for p in (out / "model").iterdir()) == sorted(p.name for p in ship.iterdir())  # result ships its model
+    assert (ship.is_relative_to(work) and (ship / "model.safetensors").is_file()
+            and (ship / "inference_ckpt.pt").is_file())
+    # the result ships its model
+    assert sorted(p.name for p in (out / "model").iterdir()) == sorted(p.name for p in ship.iterdir())
     cfg = json.loads((ship / "config.json").read_text())
     arch = cfg["architecture"]
     assert arch["force_mode"] == "conservative" and sorted(arch["tasks"]) == ["emt", "silicon_re", "teacher"]
@@ -78,7 +80,8 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     ship = json.loads((out / "metrics.json").read_text())["ship"]
     target = _mlearn_folder(tmp_path / "data" / "Xy")
     ft_out, ft_work = tmp_path / "out", tmp_path / "work"
-    rc = main(["reproduce", "finetune", "smoke=true", f"target={target}", f"parent={ship}", f"out={ft_out}", f"work={ft_work}"])
+    rc = main(["reproduce", "finetune", "smoke=true", f"target={target}", f"parent={ship}", f"out={ft_out}",
+               f"work={ft_work}"])
     assert rc == 0, capsys.readouterr().err
     m = json.loads((ft_out / "metrics.json").read_text())
     assert m["label"] == "Xy" and set(m["curves"]) == {"scratch", "finetune", "replay"}

@@ -12,10 +12,11 @@ from pipeline.cli import main
 
 
 PUBLISHED_ROWS = {
-    "mlearn-si": ["| GAP | 2.91 | 0.07 |", "| MTP | 2.21 | 0.06 |", "| ALIGNN-FF | — | 0.069 |", "| NequIP | — | 0.09 |",
-                  "Zuo et al., J. Phys. Chem. A 124, 731 (2020)"],
-    "silicon-re": ["MTP (interstitial-enhanced training) | ~0.18", "GAP (best) | ~0.23", "DFT K1 vs K4 (noise floor) | ~0.25",
-                   "npj Comput. Mater. 9, 174 (2023)", "DFT K1 vs K4, computed from this test data"],
+    "mlearn-si": ["| GAP | 2.91 | 0.07 |", "| MTP | 2.21 | 0.06 |", "| ALIGNN-FF | — | 0.069 |",
+                  "| NequIP | — | 0.09 |", "Zuo et al., J. Phys. Chem. A 124, 731 (2020)"],
+    "silicon-re": ["MTP (interstitial-enhanced training) | ~0.18", "GAP (best) | ~0.23",
+                   "DFT K1 vs K4 (noise floor) | ~0.25", "npj Comput. Mater. 9, 174 (2023)",
+                   "DFT K1 vs K4, computed from this test data"],
     "pretrain-finetune": ["GAP 2.91 meV/atom, 0.07 eV/Å", "MTP 2.21 meV/atom, 0.06 eV/Å"],
     "si-vacancy": ["| vacancy migration barrier | 0.4 | DFT (SIESTA, LDA)", "Phys. Rev. B 70, 205202 (2004)",
                    "| vacancy formation energy | 3.67 |", "## Verdict"],

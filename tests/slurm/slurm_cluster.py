@@ -74,13 +74,15 @@ class Cluster:
         key = r / "munge" / "munge.key"
         key.write_bytes(os.urandom(128))
         key.chmod(0o600)
-        self.conf.write_text(CONF.format(host=self.host, root=r, ctld_port=_port(), d_port=_port(), cpus=os.cpu_count() or 2))
+        self.conf.write_text(CONF.format(host=self.host, root=r, ctld_port=_port(), d_port=_port(),
+                                         cpus=os.cpu_count() or 2))
         self._daemon(["munged", "--foreground", "--force", f"--socket={r}/munge.sock", f"--key-file={key}",
-                      f"--pid-file={r}/munge/munged.pid", f"--log-file={r}/munge/munged.log", f"--seed-file={r}/munge/seed"])
+                      f"--pid-file={r}/munge/munged.pid", f"--log-file={r}/munge/munged.log",
+                      f"--seed-file={r}/munge/seed"])
         self._wait(lambda: (r / "munge.sock").exists(), timeout, "munged")
         self._daemon(["slurmctld", "-D", "-i", "-f", str(self.conf)])
-        self._wait(lambda: subprocess.run(["scontrol", "ping"], env=self.env, capture_output=True, text=True).stdout.count("UP") > 0,
-                   timeout, "slurmctld")
+        self._wait(lambda: subprocess.run(["scontrol", "ping"], env=self.env, capture_output=True,
+                                          text=True).stdout.count("UP") > 0, timeout, "slurmctld")
         self._daemon(["slurmd", "-D", "-f", str(self.conf)])
         self._wait(self._node_idle, timeout, "slurmd")
         return self

@@ -18,14 +18,15 @@ HYDRA_SOURCES = ("data.build.sources=[{type: python, target: 'tests.slurm.flaky_
 
 
 def outputs(root: Path) -> dict[str, bytes]:
-    names = sorted((root / "shards").glob("*.tar")) + [root / n for n in ("manifest.parquet", "quarantine.parquet", "card.json")]
+    names = (sorted((root / "shards").glob("*.tar"))
+             + [root / n for n in ("manifest.parquet", "quarantine.parquet", "card.json")])
     return {p.name: p.read_bytes() for p in names if p.is_file()}
 
 
 def cli_build(slurm, out: Path, *extra, env_extra=None, rc=0) -> subprocess.CompletedProcess:
     env = dict(slurm.env, PYTHONPATH=str(REPO), **({"ATOMFORGE_DEBUG": "1"} if rc == 0 else {}), **(env_extra or {}))
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "data", "build", f"data.root={out}", HYDRA_SOURCES, *extra],
-                         env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "data", "build", f"data.root={out}", HYDRA_SOURCES,
+                          *extra], env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert res.returncode == rc, res.stderr[-3000:] + res.stdout[-2000:]
     return res
 
@@ -36,7 +37,8 @@ def test_slurm_build_retries_and_matches_local(slurm, tmp_path):
     want, n_tasks = outputs(out), len(list((out / "parts").glob("*.parquet")))
     shutil.rmtree(out)
     marker.write_text("")
-    res = cli_build(slurm, out, "cluster=slurm", "cluster.data.poll_s=0.5", env_extra={"ATOMFORGE_TEST_FAIL_ONCE": str(marker)})
+    res = cli_build(slurm, out, "cluster=slurm", "cluster.data.poll_s=0.5",
+                    env_extra={"ATOMFORGE_TEST_FAIL_ONCE": str(marker)})
     assert not marker.exists(), "no array element took the failure"
     summary = json.loads(res.stdout[res.stdout.index("{"):res.stdout.rindex("}") + 1])
     assert n_tasks == 6 and summary["tasks_run"] == n_tasks
@@ -58,6 +60,7 @@ def test_slurm_build_out_of_retries_fails_in_one_line(slurm, tmp_path):
     res = cli_build(slurm, out, "cluster=slurm", "cluster.data.poll_s=0.5", "cluster.data.retries=0",
                     env_extra={"ATOMFORGE_TEST_FAIL_ONCE": str(marker)}, rc=2)
     err = res.stderr.strip().splitlines()
-    assert len(err) == 1 and "1 task(s) still failed after 0 retries" in err[0] and "killed without a result" in err[0], err
+    assert (len(err) == 1 and "1 task(s) still failed after 0 retries" in err[0]
+            and "killed without a result" in err[0]), err
     assert not (out / "manifest.parquet").exists() and not (out / ".build.lock").exists()
     assert len(list((out / "parts").glob("*.parquet"))) == 5  # the others finished: a rerun redoes only the one

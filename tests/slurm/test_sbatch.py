@@ -3,7 +3,6 @@ itself, resumes from its checkpoint and ends with exactly the uninterrupted run'
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,13 +13,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TRAIN = ["world_size=2", "train.steps=6", "train.max_atoms=128", "train.ckpt_every=2", "train.warmup_steps=2",
-         "train.wandb=false", "train.progress=false", "cluster=slurm", "cluster.cpus_per_task=2", "cluster.time=00:10:00"]
+         "train.wandb=false", "train.progress=false", "cluster=slurm", "cluster.cpus_per_task=2",
+         "cluster.time=00:10:00"]
 
 
 def submit(slurm, data: Path, run_dir: Path, *extra) -> str:
     env = dict(slurm.env, PYTHONPATH=str(REPO), ATOMFORGE_DEBUG="1")
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", *TRAIN, f"data.root={data}", f"run_dir={run_dir}", *extra],
-                         env=env, capture_output=True, text=True, cwd=REPO)
+    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", *TRAIN, f"data.root={data}",
+                          f"run_dir={run_dir}", *extra], env=env, capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "submitted SLURM job" in res.stdout
     return res.stdout.split("submitted SLURM job ")[1].split(":")[0]
@@ -44,7 +44,7 @@ def _out(job, info) -> str:
 
 
 def losses(run_dir: Path) -> dict[int, float]:
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
@@ -91,8 +91,8 @@ def test_sweep_array_runs_with_a_concurrency_limit(slurm, emt_dataset, tmp_path,
 
     monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
     runs = [TrainConfig.from_dict({"run_dir": str(tmp_path / f"r{i}"), "data_root": str(emt_dataset), "steps": 2,
-                                   "max_atoms": 64, "wandb": False, "progress": False, "ckpt_every": 0, "warmup_steps": 1,
-                                   "seed": i}) for i in range(2)]
+                                   "max_atoms": 64, "wandb": False, "progress": False, "ckpt_every": 0,
+                                   "warmup_steps": 1, "seed": i}) for i in range(2)]
     job = submit_array(runs, {"max_concurrent": 1, "time": "00:10:00"}, tmp_path / "configs.txt")
     assert slurm.job(job)["ArrayTaskThrottle"] == "1"
     tasks = [wait(slurm, f"{job}_{i}", lambda i: i["JobState"] == "COMPLETED") for i in range(2)]

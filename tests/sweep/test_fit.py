@@ -73,7 +73,7 @@ def test_analyze_refuses_all_failed_runs(tmp_path):
 
 def test_analyze_writes_fit_plots_and_heldout_check(tmp_path):
     N, D, L = synthetic(noise=0.01, sizes=4, budgets=4)
-    rows = [_row(i, n, d, l) for i, (n, d, l) in enumerate(zip(N, D, L))]
+    rows = [_row(i, n, d, loss) for i, (n, d, loss) in enumerate(zip(N, D, L))]
     res = analyze(_results(tmp_path, rows), tmp_path / "fit", n_boot=12)
     out = tmp_path / "fit"
     for f in ("fit.json", "summary.md", "loss_vs_D.png", "isoflop.png", "frontier.png"):
@@ -93,19 +93,20 @@ def test_analyze_with_seeds_scan_rows_and_downstream(tmp_path):
     rng = np.random.default_rng(3)
     N, D, L = synthetic(noise=0.01, sizes=4, budgets=4)
     rows = []
-    for i, (n, d, l) in enumerate(zip(N, D, L)):
-        r = _row(i, n, d, l)
-        r.update(size=f"s{n:.0f}", lr=1e-3, seed=0, role="grid", downstream_force_mae=2 * l)
+    for i, (n, d, loss) in enumerate(zip(N, D, L)):
+        r = _row(i, n, d, loss)
+        r.update(size=f"s{n:.0f}", lr=1e-3, seed=0, role="grid", downstream_force_mae=2 * loss)
         rows.append(r)
         if i in (0, 5):  # two repeated points, three seeds each
             for s in (1, 2):
                 rep = dict(r, run=f"r{i}-s{s}", seed=s, role="seed")
-                rep["final_val_force_mae"] = l * float(np.exp(rng.normal(0, 0.05)))
+                rep["final_val_force_mae"] = loss * float(np.exp(rng.normal(0, 0.05)))
                 rows.append(rep)
     rows.append(dict(rows[0], run="scan-bad", lr=1e-1, role="scan", final_val_force_mae=50.0))
     scan = {"budget": 1e5, "lrs": [1e-3, 1e-1], "loss": "final_val_force_mae", "chosen": {rows[0]["size"]: 1e-3},
             "scan": [{"run": "r0", "size": rows[0]["size"], "lr": 1e-3, "status": "done", "final_val_force_mae": L[0]},
-                     {"run": "scan-bad", "size": rows[0]["size"], "lr": 1e-1, "status": "done", "final_val_force_mae": 50.0}]}
+                     {"run": "scan-bad", "size": rows[0]["size"], "lr": 1e-1, "status": "done",
+                      "final_val_force_mae": 50.0}]}
     pub = [{"source": "Paper X", "quantity": "beta", "value": "0.3", "definition": "L ~ D^-beta"}]
     res = analyze(_results(tmp_path, rows), tmp_path / "fit", n_boot=12, also=("downstream_force_mae",),
                   context={"command": "atomforge sweep run sweep=x", "lr_scan": scan, "published": pub})

@@ -1,4 +1,5 @@
-"""A real (tiny) sweep: hydra multirun launch, relaunch skips finished runs and retries failed ones, collect, fit refusal."""
+"""A real (tiny) sweep: hydra multirun launch, relaunch skips finished runs and retries failed ones, collect, fit
+refusal."""
 from __future__ import annotations
 
 import pyarrow.parquet as pq

@@ -10,7 +10,8 @@ from pipeline.sweep.spec import SweepSpec
 
 
 def test_cluster_plan_is_sane(tmp_path):
-    cfg = _plain(compose(["sweep=omat_cluster", "cluster=slurm", f"sweep.out={tmp_path}", f"data.root={tmp_path}/none"]))
+    cfg = _plain(compose(["sweep=omat_cluster", "cluster=slurm", f"sweep.out={tmp_path}",
+                          f"data.root={tmp_path}/none"]))
     spec = SweepSpec.from_cfg(cfg)
     assert {r["role"] for r in make_plan(cfg, spec)["runs"]} == {"scan"}  # the lr scan comes first
     plan = make_plan(cfg, spec, preview=True)  # the grid at the default lr, for its cost
@@ -85,7 +86,8 @@ def test_corpus_sweep_scan_then_grid_and_seeds(tmp_path):
     grid = [r for r in runs if r.role == "grid"]
     assert len(grid) == len(spec.sizes) * len(spec.budgets) and all(r.lr == chosen[r.size.name] for r in grid)
     seeds = [r for r in runs if r.role == "seed"]
-    assert len(seeds) == len(spec.seeds["points"]) * len(spec.seeds["seeds"]) and all(r.name.endswith(("-s1", "-s2")) for r in seeds)
+    assert len(seeds) == len(spec.seeds["points"]) * len(spec.seeds["seeds"])
+    assert all(r.name.endswith(("-s1", "-s2")) for r in seeds)
     losers = [r for r in runs if r.role == "scan"]
     assert len(losers) == len(spec.sizes) * (len(spec.lr_scan["lrs"]) - 1)
     for bad, msg in ((["sweep.lr_scan.budget=7"], "must be one of the budgets"),

@@ -1,4 +1,5 @@
-"""Gradient accumulation: 2 micro-batches of B atoms give the same step as 1 batch holding both (real DeepSpeed engine)."""
+"""Gradient accumulation: 2 micro-batches of B atoms give the same step as 1 batch holding both (real DeepSpeed
+engine)."""
 from __future__ import annotations
 
 import socket
@@ -55,8 +56,10 @@ def test_two_micro_batches_equal_one_double_batch(emt_dataset, tmp_path, one_ran
     both = atomicdata_list_to_batch(b1.batch_to_atomicdata_list() + b2.batch_to_atomicdata_list())
     common = dict(data_root=str(emt_dataset), steps=10, warmup_steps=0, lr=1e-3, weight_decay=0.0, grad_clip=0.0,
                   resume="none", wandb=False, progress=False, deepspeed={"stage": stage})
-    m2, p2 = one_step(TrainConfig.from_dict({"run_dir": str(tmp_path / "a"), "grad_accum": 2, "max_atoms": 48, **common}), [b1, b2])
-    m1, p1 = one_step(TrainConfig.from_dict({"run_dir": str(tmp_path / "b"), "grad_accum": 1, "max_atoms": 96, **common}), [both])
+    m2, p2 = one_step(TrainConfig.from_dict({"run_dir": str(tmp_path / "a"), "grad_accum": 2, "max_atoms": 48,
+                                             **common}), [b1, b2])
+    m1, p1 = one_step(TrainConfig.from_dict({"run_dir": str(tmp_path / "b"), "grad_accum": 1, "max_atoms": 96,
+                                             **common}), [both])
     assert m2["atoms"] == m1["atoms"]
     for k in ("loss", "energy", "forces", "grad_norm"):
         assert m2[k] == pytest.approx(m1[k], rel=1e-5), k

@@ -11,7 +11,8 @@ from pipeline.train.config import DeepSpeedConfig, TrainConfig
 
 
 def rows(run_dir) -> list[dict]:
-    return [r for r in (json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines() if l) if "loss" in r]
+    return [r for r in (json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln)
+            if "loss" in r]
 
 
 def test_zero3_conservative_is_refused_with_the_alternative(tmp_path):
@@ -19,13 +20,15 @@ def test_zero3_conservative_is_refused_with_the_alternative(tmp_path):
         TrainConfig.from_dict({"run_dir": str(tmp_path), "data_root": str(tmp_path), "deepspeed": {"stage": 3},
                                "model": {"force_mode": "conservative"}})
     with pytest.raises(ValueError, match="offload_param needs ZeRO stage 3"):
-        TrainConfig.from_dict({"run_dir": str(tmp_path), "data_root": str(tmp_path), "deepspeed": {"stage": 2, "offload_param": True}})
+        TrainConfig.from_dict({"run_dir": str(tmp_path), "data_root": str(tmp_path),
+                               "deepspeed": {"stage": 2, "offload_param": True}})
 
 
 def test_cli_refuses_zero3_conservative_in_one_line(capsys, emt_dataset, tmp_path):
     from pipeline.cli import main
 
-    rc = main(["train", "deepspeed=zero3", "model.force_mode=conservative", f"data.root={emt_dataset}", f"run_dir={tmp_path}"])
+    rc = main(["train", "deepspeed=zero3", "model.force_mode=conservative", f"data.root={emt_dataset}",
+               f"run_dir={tmp_path}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "zero2" in err[0], err
 
