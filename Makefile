@@ -23,8 +23,9 @@ slurm-deps:
 	@command -v slurmctld >/dev/null && command -v munged >/dev/null || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slurm-wlm munge)
 
-# Whole suite, `slow` (multi-process, end-to-end) tests included.
+# Lint, then the whole suite, `slow` (multi-process, end-to-end) tests included.
 test: $(STAMP) slurm-deps
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -v
 
 test-fast: $(STAMP)
