@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import logging
+import dataclasses
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -205,6 +207,31 @@ def _flags(stage: str, rest: list[str]) -> tuple[list[str], bool, str | None]:
     return out, show_cfg, None
 
 
+_WANT = (("to Integer", "an integer"), ("to Float", "a number"), ("valid bool", "true or false"),
+         ("ListConfig", "a list"), ("DictConfig", "a mapping"), ("to String", "a string"))
+
+
+def _schema_message(cause) -> str | None:
+    """One line for a value or key the typed schemas (pipeline/compose.py) refuse: the key, what it expects."""
+    from omegaconf.errors import ConfigAttributeError, ValidationError
+
+    key = getattr(cause, "full_key", None)
+    if not key:
+        return None
+    if isinstance(cause, ValidationError):
+        first = str(cause).splitlines()[0]
+        want = next((w for pat, w in _WANT if pat in first), None)
+        return f"{key}: expected {want}, got {cause.value!r}" if want else f"{key}: {first}"
+    obj = getattr(cause, "object_type", None)
+    if isinstance(cause, ConfigAttributeError) and dataclasses.is_dataclass(obj):
+        names = [f.name for f in dataclasses.fields(obj)]
+        group, _, name = key.rpartition(".")
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {group}.{close[0]}?)" if close else ""
+        return f"{key}: no such key in {group or 'the config'}{hint}; `atomforge <stage> --cfg job` lists them"
+    return None
+
+
 def _hydra_message(e: Exception) -> str | None:
     """hydra's own error with its hints (the list of valid options), for a bad group entry or override."""
     from hydra.errors import HydraException
@@ -212,6 +239,9 @@ def _hydra_message(e: Exception) -> str | None:
 
     if not isinstance(e, (HydraException, OmegaConfBaseException)):
         return None
+    typed = _schema_message(e.__cause__)
+    if typed:
+        return typed
     text = str(e) + (f"\n{str(e.__cause__).splitlines()[0]}" if e.__cause__ and str(e.__cause__).strip() else "")
     lines = []
     for line in (ln.strip() for ln in text.splitlines()):
