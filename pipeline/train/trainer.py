@@ -368,11 +368,6 @@ class Trainer:
             self.save()
         if tc.final_predictions and self.step >= tc.steps:
             self.record_final_predictions()
-        if tc.select_best and self.step >= tc.steps and self.rank == 0:  # the others wait at the gather below
-            from pipeline.evaluate.select import select_checkpoints
-
-            best = select_checkpoints(str(self.run_dir), tc.data_root, split=tc.val_split, progress=False)["best"]
-            log.info("best checkpoint by force RMSE + RE force error on %s: %s", tc.val_split, best)
         if logger:
             logger.close()
         steps_done = torch.tensor([self.step], dtype=torch.long)
