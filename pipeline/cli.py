@@ -58,6 +58,7 @@ def stage_data(cfg: dict, args: list[str]) -> None:
 
 
 def stage_train(cfg: dict, args: list[str]) -> None:
+    from pipeline.evaluate.after_training import select_after_training
     from pipeline.train.launch import launch
     from pipeline.train.signals import preempted
 
@@ -77,6 +78,7 @@ def stage_train(cfg: dict, args: list[str]) -> None:
         raise UsageError(f"preempted: checkpoint written in {tc.run_dir}/checkpoints; rerun the same command to resume")
     if rc != 0:
         raise UsageError(f"training failed (exit code {rc}); see the rank logs above and {tc.run_dir}")
+    select_after_training(tc)
     print(f"run: {tc.run_dir} (checkpoints/, metrics.jsonl, wandb/)")
 
 

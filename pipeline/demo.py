@@ -18,6 +18,7 @@ def run_demo(cfg: dict) -> dict:
     from pipeline.compose import train_config
     from pipeline.evaluate.run import evaluate
     from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
+    from pipeline.evaluate.after_training import select_after_training
     from pipeline.export.hub import export, load
     from pipeline.data.split import read_split
     from pipeline.models.predict import predict
@@ -34,6 +35,7 @@ def run_demo(cfg: dict) -> dict:
     rc = launch(tc)
     if rc != 0:
         raise UsageError(f"demo training failed with exit code {rc}")
+    select_after_training(tc)
     ranks = json.loads((Path(tc.run_dir) / "ranks.json").read_text())
     print(f"ranks: world_size={ranks['world_size']}, optimizer steps per rank={ranks['steps_per_rank']}")
 

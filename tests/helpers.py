@@ -20,12 +20,15 @@ def build_dataset(out: Path, sources: list[dict], **kw) -> Path:
 
 def train(run_dir: Path, data_root: Path, **overrides) -> Path:
     """Run real training (torchrun + DeepSpeed over gloo when world_size > 1); returns the run dir."""
+    from pipeline.evaluate.after_training import select_after_training
     from pipeline.train.config import TrainConfig
     from pipeline.train.launch import launch
 
     cfg = {"run_dir": str(run_dir), "data_root": str(data_root), "steps": 6, "max_atoms": 128, "wandb": False,
            "progress": False, "ckpt_every": 0, "warmup_steps": 2, "resume": "auto"}
     cfg.update(overrides)
-    rc = launch(TrainConfig.from_dict(cfg))
+    tc = TrainConfig.from_dict(cfg)
+    rc = launch(tc)
     assert rc == 0, f"training exited with {rc}"
+    select_after_training(tc)  # train.select_best, as the CLI does after training
     return run_dir

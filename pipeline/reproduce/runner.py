@@ -90,6 +90,7 @@ class Runner:
         name."""
         from data_prep.errors import UsageError
         from pipeline.compose import assemble_train_config
+        from pipeline.evaluate.after_training import select_after_training
         from pipeline.train.launch import launch
 
         run_dir = self.work / "runs" / name
@@ -101,6 +102,7 @@ class Runner:
         rc = launch(tc, self.concurrent_runs)
         if rc != 0:
             raise UsageError(f"training {name} failed (exit code {rc}); see {run_dir}")
+        select_after_training(tc)
         self.timings[f"train {name}"] = time.perf_counter() - t
         return run_dir
 

@@ -101,12 +101,14 @@ def run_one(cfg: dict) -> str:
     print(f"[sweep] {run.name}: training {row['steps']} steps (attempt {st.get('attempts', 0) + 1})", flush=True)
     t0 = time.time()
     try:
+        from pipeline.evaluate.after_training import select_after_training
         from pipeline.train.launch import launch
 
         tc = train_config_for(cfg, spec, run, row["steps"], run_dir)
         rc = launch(tc)
         if rc != 0:
             raise RuntimeError(f"training exited with code {rc}")
+        select_after_training(tc)
         wall = time.time() - t0
         if spec.evaluate_re:
             (run_dir / "re_eval.json").write_text(json.dumps(re_metrics(run_dir, cfg["data"]["root"], tc.val_split),

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,9 @@ class CheckpointError(AtomforgeError, RuntimeError):
     pass
 
 
-def save(engine, root: Path, step: int, trainer_state: dict, ema, config: dict, keep_last: int):
+def save(engine, root: Path, step: int, trainer_state: dict, ema, config: dict, keep_last: int,
+         before_commit: Callable[[], None] = lambda: None):
+    """`before_commit` runs once this rank's files are written (where the fault tests kill a rank)."""
     rank = dist.get_rank()
     tag = tag_for(step)
     tmp_tag = f"tmp-{tag}"
@@ -87,9 +90,7 @@ def save(engine, root: Path, step: int, trainer_state: dict, ema, config: dict, 
                               f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}; "
                               f"{free / 2**20:.1f} MiB free in {root}); "
                               f"kept {prev[-1].name if prev else 'no earlier checkpoint'}") from e
-    from pipeline.train import faults
-
-    faults.in_save(step, rank)
+    before_commit()
     dist.barrier()
     if rank == 0:
         final = root / tag

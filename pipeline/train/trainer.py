@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import time
@@ -18,20 +17,13 @@ from tqdm import tqdm
 
 from pipeline.data.loader import LoaderConfig, make_loader
 from pipeline.train import checkpoint as ckpt
-from pipeline.train import faults, signals
 from pipeline.train.config import TrainConfig
 from pipeline.train.data_mix import train_mix, with_task_references
-from pipeline.train.ema import EMA
-from pipeline.train.final_predictions import record_predictions
 from pipeline.train.finetune_init import build_from_parent, hold_backbone, param_groups
-from pipeline.train.guard import LossGuard
-from pipeline.train.logger import MetricsLogger
 from pipeline.train.losses import counts, loss_terms
 from pipeline.train.schedule import warmup_cosine
 from pipeline.models.potential import build_model
 from pipeline.models.transfer import load_checkpoint_weights
-
-log = logging.getLogger(__name__)
 
 
 def device() -> torch.device:
@@ -93,48 +85,6 @@ def _grad_norm(module: torch.nn.Module) -> float:
     return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
 
 
-class SectionTimer:
-    """Wall seconds per training-step section (on GPU, synchronised at each boundary); communication from
-    DeepSpeed's comms logger, which times every collective it issues (a part of backward / optimizer time)."""
-
-    SECTIONS = ("loader", "forward", "backward", "optimizer")
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.t = dict.fromkeys(self.SECTIONS, 0.0)
-        self._comm0 = 0.0
-        if enabled:
-            import deepspeed.comm as dscomm
-
-            dscomm.configure(enabled=True, prof_all=True)
-
-    def mark(self, section: str, since: float) -> float:
-        if not self.enabled:
-            return since
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        self.t[section] += now - since
-        return now
-
-    @staticmethod
-    def _comm_total() -> float:
-        from deepspeed.comm.comm import comms_logger
-
-        # each op's timer is cumulative (DeepSpeed reads it with reset=False): its newest record is its total, in ms
-        return sum(max(max(rec[1]) for rec in sizes.values()) for sizes in comms_logger.comms_dict.values()) / 1e3
-
-    def start_step(self):
-        if self.enabled:
-            self.t = dict.fromkeys(self.SECTIONS, 0.0)
-            self._comm0 = self._comm_total()
-
-    def row(self) -> dict:
-        if not self.enabled:
-            return {}
-        return {**{f"time_{k}_s": v for k, v in self.t.items()}, "time_comm_s": self._comm_total() - self._comm0}
-
-
 def seed_all(seed: int):
     random.seed(seed)
     np.random.seed(seed)
@@ -177,12 +127,17 @@ class BatchStream:
 
 
 class Trainer:
-    def __init__(self, tc: TrainConfig):
-        self.preemption = signals.Preemption()  # first: a signal during start-up must not be lost
-        self.tc = tc
+    """The loop, the step, validation and the checkpoint state; everything else is a callback
+    (pipeline.train.callbacks: `default_callbacks(tc)` is a training run's set)."""
+
+    def __init__(self, tc: TrainConfig, callbacks=()):
+        self.tc, self.callbacks = tc, list(callbacks)
         self.run_dir = Path(tc.run_dir)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.dev = device()
+        self.ema = None  # the EMA weights checkpoints hold, made by EMACallback
+        self.stop = False  # set by a callback (preemption): training ends after this step
+        self.saved_step = None  # the step of the last checkpoint this trainer wrote
         card_path = Path(tc.data_root) / "card.json"
         if not card_path.is_file():
             raise FileNotFoundError(f"no card.json in {tc.data_root}: build the dataset first (atomforge data build)")
@@ -198,25 +153,24 @@ class Trainer:
         sched = partial(warmup_cosine, total=tc.steps, warmup=tc.warmup_steps, min_ratio=tc.min_lr_ratio)
         self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params,
                                                              config=deepspeed_json(tc), lr_scheduler=sched)
-        self.ema = EMA(self.engine.module, tc.ema_decay)
-        self.timer = SectionTimer(tc.profile)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.step = 0
         mix, epoch_size = train_mix(tc.data_root, tc.mix, tc.mix_temperature, tc.re_upweight)
         lcfg = LoaderConfig(root=tc.data_root, split="train", max_atoms=tc.max_atoms, seed=tc.seed,
                             num_workers=tc.num_workers, window=tc.window, mix=mix, temperature=tc.mix_temperature,
                             epoch_size=epoch_size, on_error=tc.on_error)
+        self.stream = BatchStream(lcfg, self.rank, self.world)
+        self._emit("on_attach")
+        if self.ema is None and tc.resume != "none":  # else every checkpoint would fail to load, and be skipped
+            raise ValueError("resuming needs the EMA weights checkpoints hold: add EMACallback (default_callbacks)")
         state = None if tc.resume == "none" else ckpt.load_newest(self.engine, self.ckpt_root, self.ema,
                                                                    None if tc.resume == "auto" else tc.resume)
-        loader_state = {"epoch": 0, "position": 0}
         if state is not None:
-            self.step = state["step"]
-            loader_state = state["loader"]
-        skipped = (state or {}).get("corrupt_skipped", 0) if self.rank == 0 else 0  # saved summed over ranks
-        self.stream = BatchStream(lcfg, self.rank, self.world, **loader_state, skipped=skipped)
-        self.guard = LossGuard(tc.max_bad_losses, (state or {}).get("nonfinite_skipped", 0))
-        if self.rank == 0:
-            signals.clear(self.run_dir)
+            self.load_state_dict(state)
+
+    def _emit(self, hook: str, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
 
     def _build_model(self):
         tc = self.tc
@@ -231,13 +185,19 @@ class Trainer:
     def batch_to(self, batch):
         return batch.to(self.dev)
 
+    def _on_loss(self, loss):
+        for cb in self.callbacks:
+            loss = cb.on_loss(self, loss)
+            if loss is None:
+                return None
+        return loss
+
     def train_step(self) -> dict:
         """One optimizer step over grad_accum micro-batches; the loss is normalised by the whole step's counts."""
         tc = self.tc
-        self.timer.start_step()
-        t = time.perf_counter()
+        self._emit("on_step_start")
         batches = [self.batch_to(next(self.stream)) for _ in range(tc.grad_accum)]
-        t = self.timer.mark("loader", t)
+        self._emit("on_section", "loader")
         step_counts = sum(counts(b) for b in batches)
         totals: dict[str, float] = {}
         grad_norm, samples = None, 0
@@ -246,34 +206,31 @@ class Trainer:
             batch = queue.pop(0)
             pred = self.engine(batch)
             terms = loss_terms(pred, batch, self.model.reference_energy(batch), self.scale, step_counts)
-            loss = (tc.energy_coef * terms["energy"] + tc.force_coef * terms["forces"]
-                    + tc.stress_coef * terms.get("stress", 0.0))
-            loss = faults.poison_loss(loss, self.step + 1)
-            if not self.guard.ok(loss, self.step):  # skipped on every rank; a fresh batch takes its place
+            loss = self._on_loss(tc.energy_coef * terms["energy"] + tc.force_coef * terms["forces"]
+                                 + tc.stress_coef * terms.get("stress", 0.0))
+            if loss is None:  # skipped on every rank; a fresh batch takes its place
                 queue.append(self.batch_to(next(self.stream)))  # (normalised by the step's original counts)
-                t = self.timer.mark("loader", t)
+                self._emit("on_section", "loader")
                 continue
-            t = self.timer.mark("forward", t)
+            self._emit("on_section", "forward")
             samples += int(len(batch["natoms"]))
             self.engine.backward(loss, scale_wrt_gas=False)  # already a share of the step's mean
-            t = self.timer.mark("backward", t)
+            self._emit("on_section", "backward")
             if self.engine.is_gradient_accumulation_boundary() and tc.deepspeed.stage == 0 and not tc.deepspeed.bf16:
                 grad_norm = _grad_norm(self.engine.module)  # DeepSpeed reports none without ZeRO
             if self.step < tc.freeze_backbone_steps:
                 hold_backbone(self.engine.optimizer)
             self.engine.step()
-            t = self.timer.mark("optimizer", t)
+            self._emit("on_section", "optimizer")
             for k, v in terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach())
             totals["loss"] = totals.get("loss", 0.0) + float(loss.detach())
-        self.ema.update()
-        self.timer.mark("optimizer", t)
-        self.step += 1
         if grad_norm is None:
             grad_norm = self.engine.get_global_grad_norm()
         totals["grad_norm"] = float(grad_norm) if grad_norm is not None else float("nan")
+        self._emit("on_optim_step", totals)
+        self.step += 1
         totals["atoms"], totals["samples"] = int(sum(int(b["natoms"].sum()) for b in batches)), samples
-        totals.update(self.timer.row())
         return totals
 
     @torch.no_grad()
@@ -298,12 +255,24 @@ class Trainer:
         return {"val_energy_mae_per_atom": sums[0].item() / max(sums[1].item(), 1),
                 "val_force_mae": sums[2].item() / max(sums[3].item(), 1)}
 
-    def save(self):
+    def state_dict(self) -> dict:
+        """The checkpoint's JSON trainer state, callbacks' entries included (collective: every rank calls it)."""
         skipped = torch.tensor([self.stream.skipped], dtype=torch.float64)
         dist.all_reduce(skipped)  # every rank saves together; one count for the run
-        state = {"step": self.step, "loader": self.stream.state(), **self.guard.state(),
-                 "corrupt_skipped": int(skipped.item())}
-        ckpt.save(self.engine, self.ckpt_root, self.step, state, self.ema, self.config_record(), self.tc.keep_last)
+        state = {"step": self.step, "loader": self.stream.state(), "corrupt_skipped": int(skipped.item())}
+        self._emit("on_save", state)
+        return state
+
+    def load_state_dict(self, state: dict):
+        self.step = state["step"]
+        skipped = state.get("corrupt_skipped", 0) if self.rank == 0 else 0  # saved summed over ranks
+        self.stream = BatchStream(self.stream.cfg, self.rank, self.world, **state["loader"], skipped=skipped)
+        self._emit("on_load", state)
+
+    def save(self):
+        ckpt.save(self.engine, self.ckpt_root, self.step, self.state_dict(), self.ema, self.config_record(),
+                  self.tc.keep_last, before_commit=lambda: self._emit("on_checkpoint_written"))
+        self.saved_step = self.step
 
     def config_record(self) -> dict:
         keys = ("name", "content_hash", "element_references", "force_rms", "avg_num_neighbors", "elements", "counts",
@@ -320,13 +289,12 @@ class Trainer:
 
     def fit(self) -> dict:
         tc = self.tc
-        logger = (MetricsLogger(self.run_dir, tc.to_dict(), tc.wandb, tc.wandb_project, self.step)
-                  if self.rank == 0 else None)
+        self._emit("on_train_start")
         bar = tqdm(total=tc.steps, initial=self.step, desc="train", unit="step",
                    disable=self.rank != 0 or not tc.progress)
         last = {}
         stop_at = tc.stop_after if tc.stop_after else tc.steps
-        while self.step < min(tc.steps, stop_at):
+        while self.step < min(tc.steps, stop_at) and not self.stop:
             lr = self.sched.get_last_lr()[0]  # the rate this step uses
             t0 = time.perf_counter()
             m = self.train_step()
@@ -335,64 +303,34 @@ class Trainer:
             dist.all_reduce(counts)
             row = {"step": self.step, **m, "lr": lr,
                    "atoms_per_s": counts[0].item() / dt, "step_time_s": dt, "memory_mb": self.memory_mb(),
-                   "samples": int(counts[1].item()), "nonfinite_skipped": self.guard.skipped,
+                   "samples": int(counts[1].item()),
                    "corrupt_skipped": int(counts[2].item()),  # all ranks, whole run (data.on_error=skip)
                    "epoch": self.stream.epoch, "rank_steps": self.step}
             if tc.eval_every and self.step % tc.eval_every == 0:
                 row.update(self.validate())
-            if logger and (self.step % tc.log_every == 0 or self.step == tc.steps):
-                logger.log(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", atoms_s=f"{row['atoms_per_s']:.0f}")
             bar.update()
-            if tc.ckpt_every and self.step % tc.ckpt_every == 0:
-                self.save()
             last = row
-            if self.preemption.agreed():  # every rank finished this step: checkpoint, then exit for requeue
-                if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
-                    self.save()
-                if self.rank == 0:
-                    signals.mark(self.run_dir, self.step, self.preemption.signum)
-                    log.warning("preempted after step %d: checkpoint written, exiting for requeue", self.step)
-                bar.close()
-                if logger:
-                    logger.close()
-                return last
+            self._emit("on_step_end", row)
         bar.close()
+        if self.stop:
+            self._emit("on_train_end", None)
+            return last
         if self.step >= tc.steps:
             final = self.validate()
             last.update(final)
-            if logger:
-                logger.log({"step": self.step, **final, "final": True,
-                            "corrupt_skipped": last.get("corrupt_skipped", 0)})
-        if not (tc.ckpt_every and self.step % tc.ckpt_every == 0):
-            self.save()
-        if tc.final_predictions and self.step >= tc.steps:
-            self.record_final_predictions()
-        if tc.select_best and self.step >= tc.steps and self.rank == 0:  # the others wait at the gather below
-            from pipeline.evaluate.select import select_checkpoints
-
-            best = select_checkpoints(str(self.run_dir), tc.data_root, split=tc.val_split, progress=False)["best"]
-            log.info("best checkpoint by force RMSE + RE force error on %s: %s", tc.val_split, best)
-        if logger:
-            logger.close()
+            self._emit("on_final_validation",
+                       {"step": self.step, **final, "final": True, "corrupt_skipped": last.get("corrupt_skipped", 0)})
+        summary = {"steps": self.step, "world_size": self.world, "corrupt_skipped": last.get("corrupt_skipped", 0)}
+        self._emit("on_train_end", summary)
         steps_done = torch.tensor([self.step], dtype=torch.long)
         gathered = [torch.zeros_like(steps_done) for _ in range(self.world)]
         dist.all_gather(gathered, steps_done)
         if self.rank == 0:
             ranks = {"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}
             (self.run_dir / "ranks.json").write_text(json.dumps(ranks))
-            summary = {"steps": self.step, "world_size": self.world, "nonfinite_skipped": self.guard.skipped,
-                       "corrupt_skipped": last.get("corrupt_skipped", 0)}
             (self.run_dir / "summary.json").write_text(json.dumps(summary))
         return last
-
-    def record_final_predictions(self):
-        """The EMA model's predictions on a few val structures, for checking exports against (collective)."""
-        full = self.ema.full_state_dict()
-        if self.rank != 0:
-            return
-        buffers = {n: b.detach().cpu() for n, b in self.engine.module.named_buffers()}
-        record_predictions(self.tc, self.model, {**buffers, **full}, self.run_dir / "final_predictions.json", self.step)
 
     def close(self):
         self.engine.destroy()

@@ -14,12 +14,15 @@ from pipeline.train.signals import hold_early
 
 
 def run(tc: TrainConfig) -> dict:
+    from pipeline.train.callbacks import default_callbacks
+    from pipeline.train.callbacks.faults import from_env
     from pipeline.train.trainer import Trainer, init_distributed
 
     init_distributed(tc)
     trainer = None
     try:
-        trainer = Trainer(tc)
+        # fault injection first: a poisoned loss must reach the loss guard
+        trainer = Trainer(tc, [*from_env(), *default_callbacks(tc)])
         return trainer.fit()
     finally:
         if trainer is not None:

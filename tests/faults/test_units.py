@@ -1,12 +1,16 @@
 """Single-process checks of the pieces the multi-process fault tests rely on."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from pipeline.train.callbacks.faults import from_env
+from pipeline.train.callbacks.loss_guard import LossGuardCallback
 from pipeline.train.guard import LossGuard, NonFiniteLoss
 from pipeline.train.node import LaunchError, check_slurm_layout
 from pipeline.train.signals import Preemption
@@ -28,6 +32,22 @@ def test_loss_guard_counts_and_stops_after_k_in_a_row():
     with pytest.raises(NonFiniteLoss, match="2 batches in a row"):
         g.ok(torch.tensor(float("nan")), 2)
     assert g.state() == {"nonfinite_skipped": 3}
+
+
+def test_fault_callback_poisons_the_planned_batches_and_the_guard_skips_them(monkeypatch):
+    monkeypatch.delenv("ATOMFORGE_FAULTS", raising=False)
+    assert from_env() == []  # unset: no fault callback at all
+    monkeypatch.setenv("ATOMFORGE_FAULTS", json.dumps({"nan_loss": {"3": 2}}))
+    (fault,) = from_env()
+    guard = LossGuardCallback(limit=5)
+    trainer = SimpleNamespace(step=2)  # drawing the batches of optimizer step 3
+    got = [guard.on_loss(trainer, fault.on_loss(trainer, torch.tensor(1.0))) for _ in range(3)]
+    assert got[:2] == [None, None] and got[2] == 1.0 and guard.guard.skipped == 2
+    trainer.step = 3
+    assert fault.on_loss(trainer, torch.tensor(1.0)) == 1.0
+    state = {}
+    guard.on_save(trainer, state)
+    assert state == {"nonfinite_skipped": 2}
 
 
 def test_preemption_records_usr1_and_sigterm():

@@ -1,0 +1,22 @@
+"""The trainer's callbacks (protocol in base.py) and the set a training run uses."""
+from __future__ import annotations
+
+from pipeline.train.callbacks.base import Callback
+from pipeline.train.callbacks.checkpointing import CheckpointCallback, PreemptionCallback
+from pipeline.train.callbacks.ema import EMACallback
+from pipeline.train.callbacks.final_predictions import FinalPredictionsCallback
+from pipeline.train.callbacks.loss_guard import LossGuardCallback
+from pipeline.train.callbacks.metrics import MetricsCallback
+from pipeline.train.callbacks.profiler import ProfilerCallback
+from pipeline.train.config import TrainConfig
+
+__all__ = ["Callback", "default_callbacks"]
+
+
+def default_callbacks(tc: TrainConfig) -> list[Callback]:
+    """In hook order: the EMA update before the profiler closes its optimizer section; in each step's row the
+    guard's count, then logging, then the checkpoint, then the preemption check; at the end the logger closes
+    (the final row is written), then the last checkpoint, then final predictions."""
+    return [EMACallback(tc.ema_decay), LossGuardCallback(tc.max_bad_losses),
+            *([ProfilerCallback()] if tc.profile else []), MetricsCallback(), CheckpointCallback(tc.ckpt_every),
+            *([FinalPredictionsCallback()] if tc.final_predictions else []), PreemptionCallback()]
