@@ -83,16 +83,27 @@ def fit_block(pts: list[dict], loss: str, n_col: str, d_col: str, heldout: int, 
         rng = np.random.default_rng(2)
         sims = (np.array([lw(N[held], D[held]) for lw in sub_laws])
                 * np.exp(rng.normal(0, sigma, (len(sub_laws), len(held)))))
+        sims = sims[np.all(np.isfinite(sims), axis=1)]  # a resample's law can overflow far outside its data
         lo, hi = np.percentile(sims, 2.5, axis=0), np.percentile(sims, 97.5, axis=0)
+        # the forecast a law must beat: the lowest loss measured among the fitted points (no law at all)
+        naive = float(L[keep].min()) / L[held] - 1.0
         check.update({"law": sub.to_dict(), "predicted": pred.tolist(), "measured": L[held].tolist(),
-                      "rel_error": rel.tolist(),
+                      "rel_error": rel.tolist(), "naive_rel_error": naive.tolist(), "interval_draws": int(len(sims)),
                       "predicted_95": [[float(a), float(b)] for a, b in zip(lo, hi)],
                       "measured_inside_95": [bool(a <= m <= b) for a, b, m in zip(lo, hi, L[held])]})
         rel_top = float(rel[-1])  # the largest-compute point
     except FitError as e:
         check["error"] = str(e)
     return {"law": law, "objective": obj, "ci95": ci, "laws": laws, "heldout": check, "heldout_rel_error": rel_top,
+            "unpinned": unpinned(ci),
             "residual_rms_log": float(np.sqrt(np.mean((np.log(law(N, D)) - np.log(L)) ** 2)))}
+
+
+def unpinned(ci: dict) -> list[str]:
+    """Terms the data do not determine: an exponent whose 95% interval spans more than a factor of 10 (or reaches
+    past 3), or a coefficient whose interval spans more than 6 decades."""
+    out = [p for p in ("alpha", "beta") if ci[p][1] > 3 or ci[p][1] > 10 * max(ci[p][0], 1e-12)]
+    return out + [p for p in ("E", "A", "B") if ci[p][1] > 1e6 * max(ci[p][0], 1e-300)]
 
 
 def frontier_band(laws: list, c: float, gamma: float, grid) -> dict:
@@ -127,7 +138,8 @@ def analyze(results: str | Path, out_dir: str | Path, loss: str = "final_val_for
            "fit_1d": {"L(N)": fit_1d(N, L), "L(D)": fit_1d(_budget_groups(pts, d_col), L)},
            "flops_per_atom": fl, "compute_optimal": opt, "heldout": blk["heldout"],
            "heldout_rel_error": blk["heldout_rel_error"], "noise": noise,
-           "noise_floor_rel": noise["rel"] if noise else None, "residual_rms_log": blk["residual_rms_log"], "also": {}}
+           "noise_floor_rel": noise["rel"] if noise else None, "residual_rms_log": blk["residual_rms_log"],
+           "unpinned": blk["unpinned"], "also": {}}
     for col in also:
         sub = [r for r in rows if r.get(col) is not None and np.isfinite(r[col]) and r[col] > 0]
         try:
@@ -140,7 +152,8 @@ def analyze(results: str | Path, out_dir: str | Path, loss: str = "final_val_for
             res["also"][col] = {"law": b["law"].to_dict(), "ci95": b["ci95"], "heldout": b["heldout"],
                                 "points": len(spts), "heldout_rel_error": b["heldout_rel_error"],
                                 "noise_floor_rel": snoise["rel"] if snoise else None,
-                                "residual_rms_log": b["residual_rms_log"], "_pts": spts, "_law": b["law"]}
+                                "residual_rms_log": b["residual_rms_log"], "unpinned": b["unpinned"],
+                                "_pts": spts, "_law": b["law"]}
         except FitError as e:
             res["also"][col] = {"error": str(e)}
     out = Path(out_dir)

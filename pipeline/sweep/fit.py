@@ -28,7 +28,8 @@ class Law:
     beta: float
 
     def __call__(self, N, D):
-        return self.E + self.A / np.asarray(N, float) ** self.alpha + self.B / np.asarray(D, float) ** self.beta
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # resampled laws can overflow far out
+            return self.E + self.A / np.asarray(N, float) ** self.alpha + self.B / np.asarray(D, float) ** self.beta
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,13 +71,15 @@ def fit_law(N, D, L, delta: float = 1e-3, starts=None) -> tuple[Law, float, list
     check_inputs(N, D, L)
     args = (np.log(N), np.log(D), np.log(L), delta)
     starts = list(starts) if starts is not None else list(_inits(*args[:3]))
-    results = sorted((_solve(x0, args) for x0 in starts), key=lambda t: t[0])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # far starts overflow; they lose the sort
+        results = sorted((_solve(x0, args) for x0 in starts), key=lambda t: t[0])
     fun, (a, alpha, b, beta, e) = results[0]
     if not np.isfinite(fun):
         raise FitError("no initialisation converged to a decaying law (alpha, beta > 0): the losses do not fall with "
                        "N and D")
-    return (Law(float(np.exp(e)), float(np.exp(a)), float(alpha), float(np.exp(b)), float(beta)), float(fun),
-            [x for _, x in results[:2]])
+    with np.errstate(over="ignore"):
+        law = Law(float(np.exp(e)), float(np.exp(a)), float(alpha), float(np.exp(b)), float(beta))
+    return law, float(fun), [x for _, x in results[:2]]
 
 
 def check_inputs(N, D, L):

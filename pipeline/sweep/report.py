@@ -16,11 +16,13 @@ def _heldout(h: dict, noise_rel) -> list[str]:
     if "error" in h:
         return [f"not possible: {h['error']}"]
     lines = [f"Fit on the {h['fit_runs']} points of smaller compute, predict the largest-compute point(s):", "",
-             "| run | predicted | 95% predictive interval | measured | predicted/measured - 1 |",
-             "|---|---|---|---|---|"]
-    for r, p, (lo, hi), m, e in zip(h["heldout_runs"], h["predicted"], h["predicted_95"], h["measured"],
-                                    h["rel_error"]):
-        lines.append(f"| {r} | {p:.4g} | [{lo:.4g}, {hi:.4g}] | {m:.4g} | {e:+.3f} |")
+             "| run | predicted | 95% predictive interval | measured | predicted/measured - 1 | no-law forecast - 1 |",
+             "|---|---|---|---|---|---|"]
+    naive = h.get("naive_rel_error") or [float("nan")] * len(h["measured"])
+    for r, p, (lo, hi), m, e, n in zip(h["heldout_runs"], h["predicted"], h["predicted_95"], h["measured"],
+                                       h["rel_error"], naive):
+        lines.append(f"| {r} | {p:.4g} | [{lo:.4g}, {hi:.4g}] | {m:.4g} | {e:+.3f} | {n:+.3f} |")
+    lines += ["", "No-law forecast: the lowest loss among the fitted points, the baseline a law has to beat."]
     if noise_rel is not None:
         lines += ["", f"Run-to-run noise floor (repeated seeds, 1 sd of log L): {noise_rel:.3f} (relative)."]
     return lines
@@ -50,6 +52,10 @@ def summary_md(res: dict, rows: list[dict], context: dict) -> str:
         nb = f"[{band['N_opt'][0][i]:.3g}, {band['N_opt'][1][i]:.3g}]" if band else ""
         lines.append(f"| {co['C'][i]:.3g} | {co['N_opt'][i]:.3g} | {nb} | {co['D_opt'][i]:.3g} | "
                      f"{co['L_opt'][i]:.4g} |")
+    if res.get("unpinned"):
+        lines += ["", f"**Not pinned by these runs:** {', '.join(res['unpinned'])} (95% interval wider than a factor "
+                  "of 10 for an exponent, 6 decades for a coefficient)."
+                  " Read the compute-optimal rows with that in mind."]
     lines += ["", "## Held-out check", "", *_heldout(res["heldout"], res.get("noise_floor_rel"))]
     if res.get("noise"):
         lines += ["", "| repeated point | seeds | losses | sd of log L |", "|---|---|---|---|"]
