@@ -78,6 +78,33 @@ def md_rate(calc, n_atoms: int, min_seconds: float, min_steps: int) -> dict:
             "drift_eV_per_atom": float(atoms.get_total_energy() - e0) / n_atoms}
 
 
+def make_calc(kind: str, folder: str | None):
+    """ours | fairchem:<preset> | teacher:<name> -> an ASE calculator."""
+    import atomforge
+
+    what, _, arg = kind.partition(":")
+    if what == "ours":
+        return atomforge.calculator(folder)
+    if what == "fairchem":
+        return peer(Path(folder), arg)
+    return teacher(arg)
+
+
+def isolated_rate(kind: str, folder: str | None, n: int, a) -> dict:
+    """md_rate in its own process: a calculator that runs out of memory on the big cell is recorded, not fatal."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--child", kind, "--child-folder", folder or "", "--cells", str(n),
+           "--min-seconds", str(a.min_seconds), "--min-steps", str(a.min_steps), "--threads", str(a.threads)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    why = "killed (SIGKILL: out of memory on this machine)" if p.returncode in (-9, 137) else f"exit {p.returncode}"
+    tail = (p.stderr.strip().splitlines() or [""])[-1][:200]
+    return {"error": f"{why}; {tail}" if tail and p.returncode not in (-9, 137) else why}
+
+
 def peer(folder: Path, preset: str):
     import atomforge
 
@@ -123,13 +150,19 @@ def main():
     ap.add_argument("--contended", action="store_true", help="the machine is shared with other work right now")
     ap.add_argument("--quick", action="store_true", help="seconds-long run of the same code paths (CPU test mode)")
     ap.add_argument("--out", default=str(REPO / "bench/results/md_throughput.json"))
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)  # one measurement in its own process
+    ap.add_argument("--child-folder", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.child:
+        import torch
+
+        torch.set_num_threads(a.threads or os.cpu_count())
+        print(json.dumps(md_rate(make_calc(a.child, a.child_folder or None), a.cells[0], a.min_seconds, a.min_steps)))
+        return
     if a.quick:
         a.sizes, a.cells, a.compile_cells, a.teachers, a.min_seconds, a.min_steps = ["esen_xs"], [8, 16], [], [], 0.0, 2
     os.environ.setdefault("WANDB_MODE", "offline")
     import torch
-
-    import atomforge
 
     torch.set_num_threads(a.threads or os.cpu_count())
     res = {"benchmark": "md_throughput", "quick": a.quick, "contended": a.contended, "machine": {
@@ -140,17 +173,13 @@ def main():
             folder = export_model(size, Path(tmp), a.quick)
             row = {"cells": {}}
             for n in a.cells:
-                ours = md_rate(atomforge.calculator(str(folder)), n, a.min_seconds, a.min_steps)
-                cell = {"ours": ours, "fairchem": {}}
+                cell = {"ours": isolated_rate("ours", str(folder), n, a), "fairchem": {}}
                 for p in a.presets:
                     if p in COMPILED and n not in a.compile_cells:
                         continue
-                    try:
-                        cell["fairchem"][p] = md_rate(peer(folder, p), n, a.min_seconds, a.min_steps)
-                    except Exception as e:  # a preset that cannot run here is recorded, not fatal
-                        cell["fairchem"][p] = {"error": f"{type(e).__name__}: {str(e)[:200]}"}
+                    cell["fairchem"][p] = isolated_rate(f"fairchem:{p}", str(folder), n, a)
                 ok = {p: r for p, r in cell["fairchem"].items() if "steps_per_s" in r}
-                if ok:
+                if ok and "steps_per_s" in cell["ours"]:
                     best = max(ok, key=lambda p: ok[p]["steps_per_s"])
                     cell["fairchem_best"] = best
                     cell["ours_over_fairchem_best"] = cell["ours"]["steps_per_s"] / ok[best]["steps_per_s"]
@@ -160,7 +189,7 @@ def main():
             res["sizes"][size] = row
     res["teachers"] = {}
     for t in a.teachers:
-        res["teachers"][t] = {str(n): md_rate(teacher(t), n, a.min_seconds, a.min_steps) for n in a.cells}
+        res["teachers"][t] = {str(n): isolated_rate(f"teacher:{t}", None, n, a) for n in a.cells}
     ratios = [c["ours_over_fairchem_best"] for s in res["sizes"].values() for c in s["cells"].values()
               if "ours_over_fairchem_best" in c]
     res["ours_over_fairchem_best_min"] = min(ratios) if ratios else None
