@@ -168,6 +168,13 @@ def main():
     res = {"benchmark": "md_throughput", "quick": a.quick, "contended": a.contended, "machine": {
         "platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "processor": platform.processor(), "torch": torch.__version__}, "sizes": {}}
+    save = not a.quick or a.out != ap.get_default("out")
+
+    def write(done: bool):  # after every cell: a run cut short keeps what it measured
+        res["complete"] = done
+        if save:
+            Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory() as tmp:
         for size in a.sizes:
             folder = export_model(size, Path(tmp), a.quick)
@@ -184,18 +191,22 @@ def main():
                     cell["fairchem_best"] = best
                     cell["ours_over_fairchem_best"] = cell["ours"]["steps_per_s"] / ok[best]["steps_per_s"]
                 row["cells"][str(n)] = cell
+                res["sizes"][size] = row
+                write(False)
                 print(json.dumps({size: {n: {k: v for k, v in cell.items() if k != "fairchem"}}}), flush=True)
             row["batched_predict"] = batched(folder, 4 if a.quick else 16, a.cells[0])
             res["sizes"][size] = row
     res["teachers"] = {}
     for t in a.teachers:
-        res["teachers"][t] = {str(n): isolated_rate(f"teacher:{t}", None, n, a) for n in a.cells}
+        res["teachers"][t] = {}
+        for n in a.cells:
+            res["teachers"][t][str(n)] = isolated_rate(f"teacher:{t}", None, n, a)
+            write(False)
     ratios = [c["ours_over_fairchem_best"] for s in res["sizes"].values() for c in s["cells"].values()
               if "ours_over_fairchem_best" in c]
     res["ours_over_fairchem_best_min"] = min(ratios) if ratios else None
+    write(True)
     print(json.dumps(res, indent=1))
-    if not a.quick or a.out != ap.get_default("out"):
-        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":
