@@ -17,7 +17,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.compose import CONFIG_DIR, assemble_train_config
+from pipeline.compose import CONFIG_DIR, assemble_train_config, register_schemas
 from pipeline.sweep import status
 from pipeline.sweep.spec import Run, SweepSpec
 
@@ -126,6 +126,9 @@ def run_one(cfg: dict) -> str:
         (run_dir / "error.txt").write_text(traceback.format_exc())
         print(f"[sweep] {run.name}: failed: {e}", flush=True)
         return "failed"
+
+
+register_schemas()  # configs/config.yaml composes onto the typed schemas, here as in compose()
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base=None)
