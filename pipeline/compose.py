@@ -3,6 +3,7 @@ the result. Used by the CLI, sweeps, reproduce recipes and the demo."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from pathlib import Path
@@ -32,6 +33,7 @@ def _schema(cls, drop: tuple = ()) -> type:
     return dataclasses.make_dataclass(f"{cls.__name__}Schema", out)
 
 
+@functools.cache  # once per process: every compose() calls it
 def register_schemas() -> None:
     """configs/config.yaml lists schemas/<group>@<group> before each group's entry, so the entry is merged onto its
     dataclass's schema: `train.steps=fifty` or `model.stepz=1` fail at composition, naming the key."""

@@ -43,16 +43,18 @@ def force_errors(run_dir: Path, data_root: str, split: str) -> dict:
     zero)."""
     from pipeline.data.split import read_split
     from pipeline.evaluate.run import load_model
+    from pipeline.evaluate.standard import ErrorAccumulator
     from pipeline.models.predict import predict_structures
 
-    model = load_model(str(run_dir))
-    d = [(p["forces"] - s.forces).ravel() for s, p in predict_structures(model, read_split(data_root, split))
-         if s.forces is not None]
-    if not d:
+    acc = ErrorAccumulator()
+    for s, p in predict_structures(load_model(str(run_dir)), read_split(data_root, split)):
+        if s.forces is not None:
+            acc.add_forces(p["forces"], s.forces)
+    r = acc.result()
+    if "force_mae" not in r:
         raise ValueError(f"{data_root} split {split!r} has no structures with forces")
-    d = np.concatenate(d)
-    return {"root": str(data_root), "split": split, "components": int(d.size),
-            "force_mae": float(np.mean(np.abs(d))), "force_rmse": float(np.sqrt(np.mean(d ** 2)))}
+    return {"root": str(data_root), "split": split, "components": int(r["n_force_components"]),
+            "force_mae": r["force_mae"], "force_rmse": r["force_rmse"]}
 
 
 def re_metrics(run_dir: Path, data_root: str, split: str = "val") -> dict:
