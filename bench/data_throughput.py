@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-from pipeline.models.potential import build_model  # noqa: E402
+from atomforge.pipeline.models.potential import build_model  # noqa: E402
 
 KINDS = ("bulk", "strain", "rattle", "vacancy", "surface", "md")
 
@@ -44,7 +44,7 @@ def machine(contended: bool) -> dict:
 
 
 def build_rate(out: Path, n: int, workers: int) -> dict:
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     t0 = time.perf_counter()
     s = build(BuildConfig(out=str(out), sources=[emt_spec(n)], workers=workers), progress=False)
@@ -55,7 +55,7 @@ def build_rate(out: Path, n: int, workers: int) -> dict:
 
 
 def our_loader(root: Path, workers: int, max_atoms: int, epochs: int) -> dict:
-    from pipeline.data.loader import LoaderConfig, make_loader
+    from atomforge.pipeline.data.loader import LoaderConfig, make_loader
 
     n = atoms = batches = 0
     t0 = time.perf_counter()
@@ -74,7 +74,7 @@ def write_aselmdb(root: Path, path: Path) -> int:
     import ase.db
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from pipeline.data.split import read_split
+    from atomforge.pipeline.data.split import read_split
 
     n = 0
     with ase.db.connect(str(path)) as db:
@@ -107,8 +107,8 @@ def fairchem_loader(db: Path, workers: int, batch_size: int, epochs: int) -> dic
 
 def train_consumption(root: Path, max_atoms: int, steps: int) -> dict:
     """Structures/s one rank's forward+backward+step of the demo model (esen_xs, direct forces) consumes."""
-    from pipeline.data.loader import LoaderConfig, make_loader
-    from pipeline.models.config import ModelConfig
+    from atomforge.pipeline.data.loader import LoaderConfig, make_loader
+    from atomforge.pipeline.models.config import ModelConfig
 
     card = json.loads((root / "card.json").read_text())
     model = build_model(ModelConfig(name="esen_xs"), card["element_references"], card["force_rms"] or 1.0)
@@ -134,7 +134,7 @@ def train_consumption(root: Path, max_atoms: int, steps: int) -> dict:
 MEM_CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from data_prep.build import BuildConfig, build
+from atomforge.data_prep.build import BuildConfig, build
 sys.path.insert(0, sys.argv[1] + "/bench")
 from data_throughput import emt_spec
 t0 = time.perf_counter()
@@ -152,8 +152,8 @@ import json, resource, shutil, sys, time
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 sys.path.insert(0, sys.argv[1])
-from data_prep.build import BuildConfig
-from data_prep.finalize import finalize
+from atomforge.data_prep.build import BuildConfig
+from atomforge.data_prep.finalize import finalize
 template, out, n = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 rows = pa.concat_tables([pq.read_table(p) for p in sorted((template / "parts").glob("*.parquet"))])
 rows = rows.filter(pc.is_null(rows.column("reason")))

@@ -18,7 +18,7 @@ from statistics import median
 
 import yaml
 
-from pipeline.models.ladder import ESCN_MD, backbone_kwargs
+from atomforge.pipeline.models.ladder import ESCN_MD, backbone_kwargs
 
 _HEAD = "fairchem.core.models.uma.escn_md."
 _NORM = "fairchem.core.modules.normalization.normalizer.Normalizer"

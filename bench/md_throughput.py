@@ -46,7 +46,7 @@ def si_cell(n_atoms: int, seed: int = 0):
 def export_model(size: str, work: Path, quick: bool) -> Path:
     from helpers import build_dataset, train
 
-    from pipeline.export import export
+    from atomforge.pipeline.export import export
 
     data = work / "si_data"
     if not (data / "card.json").is_file():
@@ -112,7 +112,7 @@ def peer(folder: Path, preset: str):
 
 
 def teacher(name: str):
-    from data_prep.teachers import get_teacher
+    from atomforge.data_prep.teachers import get_teacher
 
     return get_teacher(name, threads=int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count()).calc
 

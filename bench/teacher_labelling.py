@@ -22,9 +22,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def rate(teacher: str, per_kind: int, batch_atoms: int, seed: int) -> dict:
-    from data_prep.sources import make_source
-    from data_prep.sources.teacher import KINDS
-    from data_prep.structure import ReadError
+    from atomforge.data_prep.sources import make_source
+    from atomforge.data_prep.sources.teacher import KINDS
+    from atomforge.data_prep.structure import ReadError
 
     src = make_source({"type": "teacher", "teacher": teacher, "per_kind": {k: per_kind for k in KINDS},
                        "structures_per_task": per_kind, "batch_atoms": batch_atoms, "seed": seed})

@@ -6,7 +6,7 @@ Layout of `out/`:
                                   the fingerprint of the task's inputs in its schema metadata (data_prep.fingerprint)
   manifest.parquet                all usable rows; quarantine.parquet: rejected rows with reasons
   card.json                       counts, units, element references, statistics, provenance, hashes
-  .build.lock                     held while a build runs (data_prep.lock): one build per folder
+  .build.lock                     held while a build runs (atomforge.data_prep.lock): one build per folder
 
 A rerun redoes the tasks whose fingerprint changed and drops what it wrote for tasks that are gone. Temp files
 carry the writer's pid. A record that cannot be read or checked becomes a quarantine row naming its file and
@@ -27,18 +27,18 @@ import pyarrow.parquet as pq
 import webdataset as wds
 from tqdm import tqdm
 
-from data_prep.finalize import finalize
-from data_prep.fingerprint import META_KEY, drop_stale, fingerprint, remove_task_outputs, stored_fingerprint
-from data_prep.integrity import sample_digest
-from data_prep.lock import OutputLock
-from data_prep.neighbors import neighbour_stats
-from data_prep.sample_codec import encode
-from data_prep.sources import make_source
-from data_prep.split import SPLITS, assign_split
-from data_prep.structure import ReadError
-from data_prep.schema import MANIFEST_SCHEMA
-from data_prep.validate import ValidationConfig, check
-from data_prep.workers import init_worker
+from atomforge.data_prep.finalize import finalize
+from atomforge.data_prep.fingerprint import META_KEY, drop_stale, fingerprint, remove_task_outputs, stored_fingerprint
+from atomforge.data_prep.integrity import sample_digest
+from atomforge.data_prep.lock import OutputLock
+from atomforge.data_prep.neighbors import neighbour_stats
+from atomforge.data_prep.sample_codec import encode
+from atomforge.data_prep.sources import make_source
+from atomforge.data_prep.split import SPLITS, assign_split
+from atomforge.data_prep.structure import ReadError
+from atomforge.data_prep.schema import MANIFEST_SCHEMA
+from atomforge.data_prep.validate import ValidationConfig, check
+from atomforge.data_prep.workers import init_worker
 
 
 @dataclass

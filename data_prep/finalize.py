@@ -19,15 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from data_prep import FORMAT_VERSION
-from data_prep.sources import make_source
-from data_prep.card import TrainStats, residual_per_atom
-from data_prep.external import duplicates, median
-from data_prep.fingerprint import SHARD_RE
-from data_prep.robust_refs import RobustReferences
-from data_prep.integrity import shard_digests, shard_hashes
-from data_prep.schema import MANIFEST_SCHEMA, UNITS
-from data_prep.split import SPLITS
+from atomforge.data_prep import FORMAT_VERSION
+from atomforge.data_prep.sources import make_source
+from atomforge.data_prep.card import TrainStats, residual_per_atom
+from atomforge.data_prep.external import duplicates, median
+from atomforge.data_prep.fingerprint import SHARD_RE
+from atomforge.data_prep.robust_refs import RobustReferences
+from atomforge.data_prep.integrity import shard_digests, shard_hashes
+from atomforge.data_prep.schema import MANIFEST_SCHEMA, UNITS
+from atomforge.data_prep.split import SPLITS
 
 DEDUP = ("global", "per_split")  # per_split: a published test set stays whole even where training repeats it
 ROW_GROUP_ROWS = 16384

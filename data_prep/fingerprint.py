@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from data_prep.split import SPLITS
-from data_prep.validate import ValidationConfig
+from atomforge.data_prep.split import SPLITS
+from atomforge.data_prep.validate import ValidationConfig
 
 META_KEY = b"atomforge.task_fingerprint"
 FINGERPRINT_VERSION = 1

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 from webdataset.tariterators import group_by_keys, tar_file_expander
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()  # roots already warned about (once per process, not once per epoch)
@@ -60,7 +60,7 @@ def recorded_hashes(root) -> dict[str, str] | None:
     return hashes
 
 
-MEMBERS = ("npz", "json")  # a sample's stored members (data_prep.sample_codec.encode), in digest order
+MEMBERS = ("npz", "json")  # a sample's stored members (atomforge.data_prep.sample_codec.encode), in digest order
 
 
 def sample_digest(sample: dict) -> str:

@@ -9,7 +9,7 @@ import fcntl
 import logging
 import os
 from pathlib import Path
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".build.lock"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 
 def _images(s: Structure, cutoff: float) -> tuple[np.ndarray, np.ndarray]:

@@ -15,8 +15,8 @@ from typing import Callable, Iterable
 import numpy as np
 import pyarrow as pa
 
-from data_prep.card import ELEMENT_REF_RIDGE, composition
-from data_prep.external import median
+from atomforge.data_prep.card import ELEMENT_REF_RIDGE, composition
+from atomforge.data_prep.external import median
 
 HUBER_C = 1.345  # 95% efficiency at Gaussian noise
 MAX_ITER = 50

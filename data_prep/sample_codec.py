@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 _ARRAYS = ("numbers", "positions", "cell", "pbc", "forces", "stress")
 

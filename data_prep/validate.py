@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 
 @dataclass
@@ -79,6 +79,6 @@ def _bad_cell(s: Structure, cfg: ValidationConfig, cutoff: float) -> str | None:
 
 
 def _min_distance(s: Structure) -> float:
-    from data_prep.neighbors import neighbour_stats
+    from atomforge.data_prep.neighbors import neighbour_stats
 
     return neighbour_stats(s, cutoff=1.0)[0]

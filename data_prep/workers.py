@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 
-from data_prep.lock import drop_inherited
+from atomforge.data_prep.lock import drop_inherited
 
 PR_SET_PDEATHSIG = 1
 POLL_S = 0.5

@@ -9,8 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from data_prep.errors import AtomforgeError, UsageError
-from pipeline.compose import CONFIG_DIR, compose, plain as _plain, require_dataset as _require_dataset, train_config  # noqa: F401 (the CLI's names)
+from atomforge.data_prep.errors import AtomforgeError, UsageError
+from atomforge.pipeline.compose import (  # noqa: F401 (the CLI's names)
+    CONFIG_DIR, compose, plain as _plain, require_dataset as _require_dataset, train_config)
 
 USAGE = """usage: atomforge <stage> [group=entry] [key=value ...]
 
@@ -41,14 +42,14 @@ class Interrupted(AtomforgeError):
 
 
 def stage_data(cfg: dict, args: list[str]) -> None:
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     if args and args[0] != "build":
         raise UsageError(f"unknown data action {args[0]!r}; expected `atomforge data build`")
     b = cfg["data"]["build"]
     bc = BuildConfig(out=cfg["data"]["root"], seed=cfg["seed"], **b)
     if cfg.get("cluster", {}).get("launcher") == "slurm":  # tasks as a SLURM job array, then the merge job
-        from pipeline.data.slurm_build import slurm_build
+        from atomforge.pipeline.data.slurm_build import slurm_build
 
         summary = slurm_build(bc, cfg["cluster"])
     else:
@@ -58,13 +59,13 @@ def stage_data(cfg: dict, args: list[str]) -> None:
 
 
 def stage_train(cfg: dict, args: list[str]) -> None:
-    from pipeline.evaluate.after_training import select_after_training
-    from pipeline.train.launch import launch
-    from pipeline.train.signals import preempted
+    from atomforge.pipeline.evaluate.after_training import select_after_training
+    from atomforge.pipeline.train.launch import launch
+    from atomforge.pipeline.train.signals import preempted
 
     tc = train_config(cfg)
     if cfg.get("cluster", {}).get("launcher") == "slurm":
-        from pipeline.train.submit import submit
+        from atomforge.pipeline.train.submit import submit
 
         job = submit(tc, cfg["cluster"])
         print(f"submitted SLURM job {job}: {tc.run_dir}/slurm-{job}.out; requeues resume from the newest checkpoint")
@@ -83,7 +84,7 @@ def stage_train(cfg: dict, args: list[str]) -> None:
 
 
 def stage_export(cfg: dict, args: list[str]) -> None:
-    from pipeline.export.hub import export, push
+    from atomforge.pipeline.export.hub import export, push
 
     e = cfg["export"]
     if args and args[0] == "push":  # atomforge export push out=<folder> repo=<user/name>
@@ -105,7 +106,7 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
     ev = cfg["eval"]
     _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])
     if args and args[0] == "select":
-        from pipeline.evaluate.select import select_checkpoints
+        from atomforge.pipeline.evaluate.select import select_checkpoints
 
         if not Path(ev["run"]).is_dir():
             raise UsageError(f"run directory not found: {ev['run']}")
@@ -116,8 +117,8 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
         return
     if args:
         raise UsageError(f"unknown eval action {args[0]!r}; expected `atomforge eval` or `atomforge eval select`")
-    from pipeline.evaluate.peers import is_peer
-    from pipeline.evaluate.run import evaluate
+    from atomforge.pipeline.evaluate.peers import is_peer
+    from atomforge.pipeline.evaluate.run import evaluate
 
     if not is_peer(ev["model"]) and not Path(ev["model"]).exists():
         raise UsageError(f"model not found: {ev['model']} (an exported folder, a run directory, or a peer: "
@@ -128,7 +129,7 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
     rep = evaluate(ev["model"], cfg["data"]["root"], ev["split"], ev["out"], ev["device"], properties=ev["properties"],
                    make_plots=bool(ev["plots"]))
     if exported:
-        from pipeline.export.hub import attach_metrics
+        from atomforge.pipeline.export.hub import attach_metrics
 
         attach_metrics(ev["model"], rep, cfg["data"]["name"])  # the card shows what was just measured
     print(json.dumps({"all": rep["all"], "rare_events": rep["rare_events"]}, indent=1))
@@ -139,13 +140,13 @@ def stage_eval(cfg: dict, args: list[str]) -> None:
 
 
 def stage_models(cfg: dict, args: list[str]) -> None:
-    from pipeline.models.describe import print_ladder
+    from atomforge.pipeline.models.describe import print_ladder
 
     print_ladder(flops=bool(cfg["models"]["flops"]))
 
 
 def stage_plan(cfg: dict, args: list[str]) -> None:
-    from pipeline.train.memory_plan import print_plan
+    from atomforge.pipeline.train.memory_plan import print_plan
 
     m, ds = cfg["model"], cfg["deepspeed"]
     print_plan(m["name"], int(cfg["world_size"]), int(cfg["train"]["max_atoms"]), float(cfg["plan"]["gpu_gib"]),
@@ -153,19 +154,19 @@ def stage_plan(cfg: dict, args: list[str]) -> None:
 
 
 def stage_demo(cfg: dict, args: list[str]) -> None:
-    from pipeline.demo import run_demo
+    from atomforge.pipeline.demo import run_demo
 
     run_demo(cfg)
 
 
 def stage_sweep(cfg: dict, args: list[str]) -> None:
-    from pipeline.sweep.cli import main as sweep_main
+    from atomforge.pipeline.sweep.cli import main as sweep_main
 
     sweep_main(cfg, args)
 
 
 def stage_reproduce(cfg: dict, args: list[str]) -> None:
-    from pipeline.reproduce import RESULTS, run
+    from atomforge.pipeline.reproduce import RESULTS, run
 
     name = cfg["reproduce"]["name"]
     if name not in RESULTS:
@@ -188,7 +189,7 @@ def _error(msg: str) -> int:
 
 def _flags(stage: str, rest: list[str]) -> tuple[list[str], bool, str | None]:
     """(the arguments without flags, --cfg job given, the help text when --help/-h asked for it)."""
-    from pipeline.cli_help import ACTIONS, stage_help
+    from atomforge.pipeline.cli_help import ACTIONS, stage_help
 
     words = [a for a in rest if not a.startswith("-") and "=" not in a]
     out, show_cfg, i = [], False, 0
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [a for a in rest if "=" in a]
     overrides = [f"{stage}.{o}" if o.split("=", 1)[0] in STAGE_KEYS.get(stage, ()) else o for o in overrides]
     if stage == "reproduce":
-        from pipeline.reproduce import RESULTS
+        from atomforge.pipeline.reproduce import RESULTS
 
         if len(args) != 1 or args[0] not in RESULTS:
             got = f"{args[0]!r}" if args else "nothing"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# the same folder as pipeline.compose.CONFIG_DIR: help must not import hydra
+# the same folder as atomforge.pipeline.compose.CONFIG_DIR: help must not import hydra
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 # stage -> (one-line purpose, groups it reads, common overrides, example); actions are "stage action"

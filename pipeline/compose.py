@@ -8,9 +8,9 @@ import types
 import typing
 from pathlib import Path
 
-from data_prep.errors import UsageError
-from pipeline.models.config import ModelConfig
-from pipeline.train.config import DeepSpeedConfig, TrainConfig
+from atomforge.data_prep.errors import UsageError
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.train.config import DeepSpeedConfig, TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 # TrainConfig keys that come from other groups or the top level, not from the train group

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.potential import build_model
 
 
 def _step(i: int, text: str):
@@ -13,16 +13,16 @@ def _step(i: int, text: str):
 
 
 def run_demo(cfg: dict) -> dict:
-    from data_prep.build import BuildConfig, build
-    from data_prep.errors import UsageError
-    from pipeline.compose import train_config
-    from pipeline.evaluate.run import evaluate
-    from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
-    from pipeline.evaluate.after_training import select_after_training
-    from pipeline.export.hub import export, load
-    from pipeline.data.split import read_split
-    from pipeline.models.predict import predict
-    from pipeline.train.launch import launch
+    from atomforge.data_prep.build import BuildConfig, build
+    from atomforge.data_prep.errors import UsageError
+    from atomforge.pipeline.compose import train_config
+    from atomforge.pipeline.evaluate.run import evaluate
+    from atomforge.pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
+    from atomforge.pipeline.evaluate.after_training import select_after_training
+    from atomforge.pipeline.export.hub import export, load
+    from atomforge.pipeline.data.split import read_split
+    from atomforge.pipeline.models.predict import predict
+    from atomforge.pipeline.train.launch import launch
 
     root = cfg["data"]["root"]
     _step(1, f"build the {cfg['data']['name']} dataset (EMT teacher) -> {root}")

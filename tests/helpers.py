@@ -12,7 +12,7 @@ SMALL_EMT = {"type": "emt", "elements": ["Cu", "Al"],
 
 
 def build_dataset(out: Path, sources: list[dict], **kw) -> Path:
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     build(BuildConfig(out=str(out), sources=sources, **kw), progress=False)
     return out
@@ -20,9 +20,9 @@ def build_dataset(out: Path, sources: list[dict], **kw) -> Path:
 
 def train(run_dir: Path, data_root: Path, **overrides) -> Path:
     """Run real training (torchrun + DeepSpeed over gloo when world_size > 1); returns the run dir."""
-    from pipeline.evaluate.after_training import select_after_training
-    from pipeline.train.config import TrainConfig
-    from pipeline.train.launch import launch
+    from atomforge.pipeline.evaluate.after_training import select_after_training
+    from atomforge.pipeline.train.config import TrainConfig
+    from atomforge.pipeline.train.launch import launch
 
     cfg = {"run_dir": str(run_dir), "data_root": str(data_root), "steps": 6, "max_atoms": 128, "wandb": False,
            "progress": False, "ckpt_every": 0, "warmup_steps": 2, "resume": "auto"}

@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     p = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "demo", f"paths.data={tmp_path}/data", f"paths.runs={tmp_path}/runs",
+        [sys.executable, "-m", "atomforge.pipeline.cli", "demo", f"paths.data={tmp_path}/data",
+         f"paths.runs={tmp_path}/runs",
          "train.steps=40", "train.eval_every=20", "train.ckpt_every=20",
          "data.build.sources.0.per_kind={bulk: 8, strain: 8, rattle: 8, vacancy: 8, surface: 4, md: 16}"],
         capture_output=True, text=True, cwd=REPO, timeout=900)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Protocol
 
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 
 class Source(Protocol):
@@ -22,21 +22,21 @@ def make_source(spec: dict) -> Source:
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind == "emt":
-        from data_prep.sources.emt import EMTSource as cls
+        from atomforge.data_prep.sources.emt import EMTSource as cls
     elif kind == "teacher":
         # generated structures labelled by a teacher: emt | sevennet:<model> | chgnet:<version> | module:Class
-        from data_prep.sources.teacher import TeacherSource as cls
+        from atomforge.data_prep.sources.teacher import TeacherSource as cls
     elif kind == "mlearn":
-        from data_prep.sources.mlearn import MLearnSource as cls
+        from atomforge.data_prep.sources.mlearn import MLearnSource as cls
     elif kind == "silicon_re":
-        from data_prep.sources.silicon_re import SiliconRESource as cls
+        from atomforge.data_prep.sources.silicon_re import SiliconRESource as cls
     elif kind == "extxyz":
-        from data_prep.sources.extxyz import ExtXYZSource as cls
+        from atomforge.data_prep.sources.extxyz import ExtXYZSource as cls
     elif kind == "asedb":
-        from data_prep.sources.asedb import AseDBSource as cls
+        from atomforge.data_prep.sources.asedb import AseDBSource as cls
     elif kind == "subset":
         # a deterministic fraction of another source: {"type": "subset", "source": {...}, "fraction": f}
-        from data_prep.sources.subset import SubsetSource
+        from atomforge.data_prep.sources.subset import SubsetSource
 
         return SubsetSource(**spec, make_source=make_source)
     elif kind == "python":  # a reader of one's own: {"type": "python", "target": "module:Class", ...kwargs}

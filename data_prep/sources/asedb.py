@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 from ase.db.sqlite import SQLite3Database
 
-from data_prep.structure import ReadError, Structure
+from atomforge.data_prep.structure import ReadError, Structure
 
 CHUNK = 1000
 LMDB_MAGIC = 0xBEEFC0DE

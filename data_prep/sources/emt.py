@@ -15,7 +15,7 @@ from ase.calculators.emt import EMT
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 EMT_ELEMENTS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")
 KINDS = ("bulk", "strain", "rattle", "vacancy", "surface", "md")

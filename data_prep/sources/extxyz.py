@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 from ase.io import read
 
-from data_prep.structure import ReadError, Structure
+from atomforge.data_prep.structure import ReadError, Structure
 
 
 def _count(line: str) -> int | None:

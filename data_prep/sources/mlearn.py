@@ -8,7 +8,7 @@ from typing import Iterator
 import json
 import numpy as np
 
-from data_prep.structure import ReadError, Structure
+from atomforge.data_prep.structure import ReadError, Structure
 
 KBAR_TO_EV_A3 = 1.0 / 1602.1766208  # 1 eV/Å^3 = 160.2 GPa = 1602.18 kbar
 

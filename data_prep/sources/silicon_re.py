@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 from ase.io import read
 
-from data_prep.structure import ReadError, Structure
+from atomforge.data_prep.structure import ReadError, Structure
 
 
 class SiliconRESource:

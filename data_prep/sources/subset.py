@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from typing import Iterator
 
-from data_prep.fingerprint import task_inputs
-from data_prep.split import assign_split
-from data_prep.structure import Structure
+from atomforge.data_prep.fingerprint import task_inputs
+from atomforge.data_prep.split import assign_split
+from atomforge.data_prep.structure import Structure
 
 
 def keep(structure: Structure, fraction: float, seed: int) -> bool:

@@ -1,7 +1,7 @@
-"""Generated structures labelled by a teacher named in config (data_prep.teachers): EMT, SevenNet-0, CHGNet or
+"""Generated structures labelled by a teacher named in config (atomforge.data_prep.teachers): EMT, SevenNet-0, CHGNet or
 any importable ASE calculator class.
 
-Prototypes (data_prep.sources.prototypes) over the configured elements, distorted per kind (bulk, strain,
+Prototypes (atomforge.data_prep.sources.prototypes) over the configured elements, distorted per kind (bulk, strain,
 rattle, vacancy, interstitial, surface), plus short teacher MD: one Langevin replica per temperature, run in
 lock-step so each step labels all replicas in one teacher call. A task's structures depend only on the task
 (its seed), so the build is parallel and resumable; the teacher is built once per worker process.
@@ -17,10 +17,10 @@ import numpy as np
 from ase import units
 from ase.data import atomic_numbers
 
-from data_prep.sources import prototypes
-from data_prep.sources.emt import _distance_to, _nearest_site
-from data_prep.structure import ReadError, Structure
-from data_prep.teachers import get_teacher, parse, provenance, weights_file
+from atomforge.data_prep.sources import prototypes
+from atomforge.data_prep.sources.emt import _distance_to, _nearest_site
+from atomforge.data_prep.structure import ReadError, Structure
+from atomforge.data_prep.teachers import get_teacher, parse, provenance, weights_file
 
 KINDS = ("bulk", "strain", "rattle", "vacancy", "interstitial", "surface", "md")
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from fairchem.core.datasets.atomic_data import AtomicData, atomicdata_list_to_batch
 
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 DEFAULT_TASK = "omat"  # fairchem's dataset-embedding name; our heads don't depend on it
 

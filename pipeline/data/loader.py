@@ -20,11 +20,12 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from data_prep.integrity import ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes, sample_digest
-from data_prep.sample_codec import decode
-from pipeline.data.convert import structures_to_batch
-from pipeline.data.plan import epoch_plan, load_index, mixed_plan
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.integrity import (ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes,
+                                           sample_digest)
+from atomforge.data_prep.sample_codec import decode
+from atomforge.pipeline.data.convert import structures_to_batch
+from atomforge.pipeline.data.plan import epoch_plan, load_index, mixed_plan
+from atomforge.data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 

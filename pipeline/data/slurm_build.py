@@ -18,10 +18,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from data_prep.build import BuildConfig, _run_task, plan_tasks, task_done
-from data_prep.finalize import finalize
-from data_prep.lock import OutputLock
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.build import BuildConfig, _run_task, plan_tasks, task_done
+from atomforge.data_prep.finalize import finalize
+from atomforge.data_prep.lock import OutputLock
+from atomforge.data_prep.errors import AtomforgeError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.integrity import (CorruptShard, ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes,
+from atomforge.data_prep.integrity import (CorruptShard, ShardHashMismatch, ShardReader, expected_hash, reason,
+                                           recorded_hashes,
                                  sample_digest)
-from data_prep.sample_codec import decode
-from pipeline.data.plan import load_index
+from atomforge.data_prep.sample_codec import decode
+from atomforge.pipeline.data.plan import load_index
 
 
 def read_split(root: str, split: str):

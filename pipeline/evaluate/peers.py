@@ -1,7 +1,7 @@
 """Peer models (universal potentials a user could pick instead of ours) as first-class models in evaluation.
 
 `eval.model=sevennet:7net-0` or `chgnet:0.3.0` wraps the package's own ASE calculator (built through
-data_prep.teachers, the same code that labels teacher corpora) behind the predict interface evaluation uses,
+atomforge.data_prep.teachers, the same code that labels teacher corpora) behind the predict interface evaluation uses,
 so a peer is scored by the same standard and rare-event metrics as our exported folders.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ class Peer:
     def __init__(self, name: str, device: str = "cpu", threads: int | None = None, batch_atoms: int = 0):
         import torch
 
-        from data_prep.teachers import get_teacher, provenance
+        from atomforge.data_prep.teachers import get_teacher, provenance
 
         self.name, self.batch_atoms = name, batch_atoms
         self.teacher = get_teacher(name, device=device, threads=threads or torch.get_num_threads())
@@ -41,7 +41,7 @@ class Peer:
                              f"it knows {len(self.elements())} elements")
 
     def predict(self, structures, chunk: int = 64):
-        """(structure, pred dict of numpy arrays) pairs like pipeline.models.predict.predict_structures."""
+        """(structure, pred dict of numpy arrays) pairs like atomforge.pipeline.models.predict.predict_structures."""
         buf = []
 
         def flush():

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.evaluate import plots
-from pipeline.evaluate.properties import DEFINITIONS as PROPERTY_DEFINITIONS
-from pipeline.evaluate.peers import Peer, is_peer
-from pipeline.evaluate.rare_events import DEFINITIONS as RE_DEFINITIONS
-from pipeline.evaluate.rare_events import REAccumulator, dft_noise_floor, rare_event_metrics, re_mask
-from pipeline.evaluate.report import write_report
-from pipeline.data.split import read_split
-from pipeline.evaluate.standard import standard_metrics
-from pipeline.models.predict import predict_structures
+from atomforge.pipeline.evaluate import plots
+from atomforge.pipeline.evaluate.properties import DEFINITIONS as PROPERTY_DEFINITIONS
+from atomforge.pipeline.evaluate.peers import Peer, is_peer
+from atomforge.pipeline.evaluate.rare_events import DEFINITIONS as RE_DEFINITIONS
+from atomforge.pipeline.evaluate.rare_events import REAccumulator, dft_noise_floor, rare_event_metrics, re_mask
+from atomforge.pipeline.evaluate.report import write_report
+from atomforge.pipeline.data.split import read_split
+from atomforge.pipeline.evaluate.standard import standard_metrics
+from atomforge.pipeline.models.predict import predict_structures
 
 
 def load_model(path: str, device: str = "cpu"):
@@ -21,12 +21,12 @@ def load_model(path: str, device: str = "cpu"):
     if is_peer(path):
         return Peer(path, device)
     p = Path(path)
-    from pipeline.models.folder import load
+    from atomforge.pipeline.models.folder import load
 
     if (p / "config.json").is_file() and (p / "model.safetensors").is_file():
         return load(p, device)
     if (p / "checkpoints").is_dir():  # a run directory: export its latest checkpoint next to it first
-        from pipeline.export.hub import export
+        from atomforge.pipeline.export.hub import export
 
         return load(export(str(p), str(p / "hub")), device)
     raise FileNotFoundError(f"{path} is neither an exported model folder, a run directory nor a peer "
@@ -64,8 +64,8 @@ def evaluate(model_path: str, data_root: str, split: str, out_dir: str, device: 
     if properties and properties.get("elements"):
         from ase.calculators.emt import EMT
 
-        from pipeline.evaluate.properties import property_suite
-        from pipeline.models.calculator import calculator
+        from atomforge.pipeline.evaluate.properties import property_suite
+        from atomforge.pipeline.models.calculator import calculator
 
         make_calc = model.calculator if isinstance(model, Peer) else (lambda: calculator(model, device))
         props = property_suite(make_calc, EMT, elements=tuple(properties["elements"]),

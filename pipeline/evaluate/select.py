@@ -7,10 +7,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from pipeline.evaluate.rare_events import rare_event_metrics
-from pipeline.data.split import read_split
-from pipeline.evaluate.standard import standard_metrics
-from pipeline.models.predict import predict_structures
+from atomforge.pipeline.evaluate.rare_events import rare_event_metrics
+from atomforge.pipeline.data.split import read_split
+from atomforge.pipeline.evaluate.standard import standard_metrics
+from atomforge.pipeline.models.predict import predict_structures
 
 
 def selection_score(force_rmse: float, re_force_rms: float | None, re_weight: float = 1.0) -> float:
@@ -33,8 +33,8 @@ def select_checkpoints(run_dir: str, data_root: str, split: str = "val", re_weig
                        ema: bool = True, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from pipeline.export.hub import export, load
-    from pipeline.train.checkpoint import complete_checkpoints
+    from atomforge.pipeline.export.hub import export, load
+    from atomforge.pipeline.train.checkpoint import complete_checkpoints
 
     run = Path(run_dir)
     cks = complete_checkpoints(run / "checkpoints")

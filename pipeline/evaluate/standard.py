@@ -5,8 +5,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from pipeline.data.split import read_split  # noqa: F401 (evaluation's names)
-from pipeline.models.predict import predict_structures  # noqa: F401
+from atomforge.pipeline.data.split import read_split  # noqa: F401 (evaluation's names)
+from atomforge.pipeline.models.predict import predict_structures  # noqa: F401
 
 
 class ErrorAccumulator:

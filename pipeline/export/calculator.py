@@ -1,3 +1,3 @@
-"""The ASE calculator's public import path; it lives with the model it runs (pipeline.models.calculator)."""
-from pipeline.models.calculator import AtomforgeCalculator, DirectForcesWarning, calculator  # noqa: F401
-from pipeline.models.predict import predict  # noqa: F401
+"""The ASE calculator's public import path; it lives with the model it runs (atomforge.pipeline.models.calculator)."""
+from atomforge.pipeline.models.calculator import AtomforgeCalculator, DirectForcesWarning, calculator  # noqa: F401
+from atomforge.pipeline.models.predict import predict  # noqa: F401

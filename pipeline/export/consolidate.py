@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from pipeline.train.checkpoint import MARKER, complete_checkpoints
-from pipeline.train.safe_load import load_tensors, weights_only
+from atomforge.pipeline.train.checkpoint import MARKER, complete_checkpoints
+from atomforge.pipeline.train.safe_load import load_tensors, weights_only
 
 
 def find_checkpoint(run_dir: str | Path, which: str = "latest") -> Path:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from pipeline.data.convert import DEFAULT_TASK
-from pipeline.models.potential import MAX_Z, Potential
+from atomforge.pipeline.data.convert import DEFAULT_TASK
+from atomforge.pipeline.models.potential import MAX_Z, Potential
 
 _PREFIX = "model."  # Potential keeps the HydraModel under `.model`
 _NORMALIZER = "fairchem.core.modules.normalization.normalizer.Normalizer"
@@ -21,7 +21,7 @@ _ELEMENT_REFS = "fairchem.core.modules.normalization.element_references.ElementR
 
 
 def _hydra_config(model: Potential) -> dict:
-    from pipeline.models.ladder import ESCN_MD, backbone_kwargs
+    from atomforge.pipeline.models.ladder import ESCN_MD, backbone_kwargs
 
     cfg = model.cfg
     _, kw = backbone_kwargs(cfg.name, cfg.backbone)

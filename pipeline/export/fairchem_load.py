@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.export.files import FAIRCHEM_CKPT, UnsafeFolderError, check_file, resolve
-from pipeline.export.hub import read_config
-from pipeline.train.safe_load import weights_only
+from atomforge.pipeline.export.files import FAIRCHEM_CKPT, UnsafeFolderError, check_file, resolve
+from atomforge.pipeline.export.hub import read_config
+from atomforge.pipeline.train.safe_load import weights_only
 
 # the targets write_inference_checkpoint emits; fairchem registry names stay plain strings
 _TARGETS = {"fairchem.core.models.base.HydraModel", "fairchem.core.units.mlip_unit.mlip_unit.Task",

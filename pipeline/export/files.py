@@ -13,8 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.models.folder import (CARD, CONFIG, FAIRCHEM_CKPT, WEIGHTS, UnsafeFolderError, check_file, inside,  # noqa: F401
-                                    resolve)
+from atomforge.pipeline.models.folder import (  # noqa: F401 (check_file, resolve: re-exported for export's callers)
+    CARD, CONFIG, FAIRCHEM_CKPT, WEIGHTS, UnsafeFolderError, check_file, inside, resolve)
 
 EXPORT_FILES = (CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT, "eval")  # eval/: `atomforge eval` of the folder
 

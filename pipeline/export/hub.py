@@ -8,14 +8,14 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from data_prep.schema import UNITS
-from pipeline.export.card import model_card
-from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
-from data_prep.integrity import file_sha256
-from pipeline.export.files import CONFIG, FAIRCHEM_CKPT, check_target, inside, publish, staging
-from pipeline.models.config import ModelConfig
-from pipeline.models.folder import FORMAT_VERSION, from_pretrained, load, load_state, read_config  # noqa: F401 (hub's names)
-from pipeline.models.potential import build_model
+from atomforge.data_prep.schema import UNITS
+from atomforge.pipeline.export.card import model_card
+from atomforge.pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
+from atomforge.data_prep.integrity import file_sha256
+from atomforge.pipeline.export.files import CONFIG, FAIRCHEM_CKPT, check_target, inside, publish, staging
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.folder import FORMAT_VERSION, from_pretrained, load, load_state, read_config  # noqa: F401 (hub's names)
+from atomforge.pipeline.models.potential import build_model
 
 ROUND_TRIP_TOL = 1e-6
 REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many times the model's run-to-run spread
@@ -51,7 +51,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
     train, card = rec["train"], rec["card"]
     refs = rec.get("element_references") or card["element_references"]
     mcfg = ModelConfig(**train["model"])
-    from pipeline.models.ladder import backbone_kwargs
+    from atomforge.pipeline.models.ladder import backbone_kwargs
 
     _, bb = backbone_kwargs(mcfg.name, mcfg.backbone)
     state = json.loads((ck / "trainer_state.json").read_text())
@@ -88,9 +88,9 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
     model.load_state_dict(sd, strict=True)
     config["round_trip"] = _round_trip(model.eval(), run_dir, state["step"], ema)
     if fairchem:
-        from pipeline.export.fairchem_ckpt import write_inference_checkpoint
+        from atomforge.pipeline.export.fairchem_ckpt import write_inference_checkpoint
 
-        from pipeline.models.tasks import single_task
+        from atomforge.pipeline.models.tasks import single_task
 
         # one head for fairchem's one-task calculator (and LAMMPS): the default head, exactly
         write_inference_checkpoint(single_task(model), tmp / FAIRCHEM_CKPT)
@@ -144,7 +144,7 @@ def attach_metrics(folder: str | Path, report: dict, dataset: str) -> None:
 
 def _round_trip(model, run_dir: str, step: int, ema: bool) -> dict | None:
     """Compare with the EMA predictions recorded at the end of training; refuse an export that does not match."""
-    from pipeline.export.verify import PREDICTIONS, compare
+    from atomforge.pipeline.export.verify import PREDICTIONS, compare
 
     rec = Path(run_dir) / PREDICTIONS
     if not (ema and rec.is_file() and json.loads(rec.read_text()).get("step") == step):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.export.fairchem_load import fairchem_predict_unit, fairchem_task
+from atomforge.pipeline.export.fairchem_load import fairchem_predict_unit, fairchem_task
 
 
 def _load_mpi():

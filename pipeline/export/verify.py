@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.models.predict import predict
-from pipeline.train.final_predictions import PREDICTIONS, recorded_structures, record_predictions  # noqa: F401
+from atomforge.pipeline.models.predict import predict
+from atomforge.pipeline.train.final_predictions import PREDICTIONS, recorded_structures, record_predictions  # noqa: F401
 
 
 def _relative(rows: list[dict], preds: list[dict], f_floor: float) -> float:

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from pipeline.models.folder import load
-from pipeline.models.predict import predict
+from atomforge.pipeline.models.folder import load
+from atomforge.pipeline.models.predict import predict
 
 
 class DirectForcesWarning(UserWarning):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from pipeline.config_types import check_types
+from atomforge.pipeline.config_types import check_types
 
 
 @dataclass

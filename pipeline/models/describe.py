@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import torch
 
-from pipeline.models.config import ModelConfig
-from pipeline.models.ladder import LADDER, dense_equivalent
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.ladder import LADDER, dense_equivalent
+from atomforge.pipeline.models.potential import build_model
 
 DIRECT_FLOPS_MAX_PARAMS = 40_000_000  # above this, extrapolate from 1- and 2-layer models
 

@@ -3,7 +3,7 @@
 An exported folder is something users receive. Before a file in it is read: it must be a regular file inside
 the folder (a symlink out of it is refused; huggingface_hub's cache, whose snapshot files link into the same
 repository's blobs, is the one layout allowed), and its sha256 must match the one config.json records. No pickle
-is read. Writing folders is export's job (pipeline.export.files, pipeline.export.hub)."""
+is read. Writing folders is export's job (atomforge.pipeline.export.files, atomforge.pipeline.export.hub)."""
 from __future__ import annotations
 
 import json
@@ -11,10 +11,10 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from data_prep.errors import AtomforgeError
-from data_prep.integrity import file_sha256
-from pipeline.models.config import ModelConfig
-from pipeline.models.potential import build_model
+from atomforge.data_prep.errors import AtomforgeError
+from atomforge.data_prep.integrity import file_sha256
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.potential import build_model
 
 CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT = "config.json", "model.safetensors", "README.md", "inference_ckpt.pt"
 HUB_PREFIXES = ("hf://", "hub:")

@@ -16,9 +16,9 @@ from torch import nn
 
 from fairchem.core.models.base import HydraModel
 
-from pipeline.data.convert import DEFAULT_TASK
-from pipeline.models.config import ModelConfig
-from pipeline.models.ladder import BACKBONES, backbone_kwargs
+from atomforge.pipeline.data.convert import DEFAULT_TASK
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.ladder import BACKBONES, backbone_kwargs
 
 _HEAD = "fairchem.core.models.uma.escn_md."
 _ESCAIP = "fairchem.core.models.escaip.EScAIP."

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from data_prep.structure import Structure
-from pipeline.data.convert import DEFAULT_TASK, structures_to_batch
+from atomforge.data_prep.structure import Structure
+from atomforge.pipeline.data.convert import DEFAULT_TASK, structures_to_batch
 
 
 def check_elements(model, numbers) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.potential import build_model
 
 _EXPERT = ".weights"  # fairchem's MOLE layers: weights [num_experts, out, in]; biases are shared
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import importlib
 
 RESULTS = {  # CLI name -> (config entry, module)
-    "mlearn-si": ("mlearn_si", "pipeline.reproduce.mlearn_si"),
-    "silicon-re": ("silicon_re", "pipeline.reproduce.silicon_re"),
-    "pretrain-finetune": ("pretrain_finetune", "pipeline.reproduce.pretrain_finetune"),
-    "si-vacancy": ("si_vacancy", "pipeline.reproduce.si_vacancy"),
-    "zero-shot": ("zero_shot", "pipeline.reproduce.zero_shot"),
-    "foundation": ("foundation", "pipeline.reproduce.foundation"),
-    "finetune": ("finetune", "pipeline.reproduce.finetune"),
+    "mlearn-si": ("mlearn_si", "atomforge.pipeline.reproduce.mlearn_si"),
+    "silicon-re": ("silicon_re", "atomforge.pipeline.reproduce.silicon_re"),
+    "pretrain-finetune": ("pretrain_finetune", "atomforge.pipeline.reproduce.pretrain_finetune"),
+    "si-vacancy": ("si_vacancy", "atomforge.pipeline.reproduce.si_vacancy"),
+    "zero-shot": ("zero_shot", "atomforge.pipeline.reproduce.zero_shot"),
+    "foundation": ("foundation", "atomforge.pipeline.reproduce.foundation"),
+    "finetune": ("finetune", "atomforge.pipeline.reproduce.finetune"),
 }
 
 

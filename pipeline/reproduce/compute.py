@@ -19,7 +19,7 @@ def atoms_processed(run_dir: Path) -> tuple[int, int, float]:
 
 
 def run_compute(run_dir: Path, data_root: Path, max_atoms: int = 128) -> dict:
-    from pipeline.sweep.flops import count_flops, sample_batch
+    from atomforge.pipeline.sweep.flops import count_flops, sample_batch
 
     mcfg = _model_config(run_dir)
     batch, _ = sample_batch(str(data_root), max_atoms)
@@ -31,8 +31,8 @@ def run_compute(run_dir: Path, data_root: Path, max_atoms: int = 128) -> dict:
 
 def _model_config(run_dir: Path):
     """The model a run trained, from its newest checkpoint's record."""
-    from pipeline.export.consolidate import find_checkpoint
-    from pipeline.models.config import ModelConfig
+    from atomforge.pipeline.export.consolidate import find_checkpoint
+    from atomforge.pipeline.models.config import ModelConfig
 
     rec = json.loads((find_checkpoint(run_dir, "latest") / "config.json").read_text())
     return ModelConfig(**rec["train"]["model"])

@@ -12,16 +12,16 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipeline.reproduce.finetune_report import body, plot
-from pipeline.reproduce.foundation import build_corpus
-from pipeline.reproduce.pretrain_finetune import fraction_sources, pct
-from pipeline.reproduce.runner import Runner
-from pipeline.reproduce.scoring import score_model, score_split
-from pipeline.train.node import forwarding_signals
+from atomforge.pipeline.reproduce.finetune_report import body, plot
+from atomforge.pipeline.reproduce.foundation import build_corpus
+from atomforge.pipeline.reproduce.pretrain_finetune import fraction_sources, pct
+from atomforge.pipeline.reproduce.runner import Runner
+from atomforge.pipeline.reproduce.scoring import score_model, score_split
+from atomforge.pipeline.train.node import forwarding_signals
 
 
 def target_paths(s: dict) -> tuple[Path, str]:
-    from data_prep.errors import UsageError
+    from atomforge.data_prep.errors import UsageError
 
     t = Path(s["target"])
     missing = [f for f in ("training.json", "test.json") if not (t / f).is_file()]
@@ -74,7 +74,7 @@ def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> di
 
 def _compute(runs: dict, roots: dict, fractions: list[float], pcfg: dict) -> dict:
     """FLOPs of one fine-tuning run (the largest fraction) against the parent's pre-training compute."""
-    from pipeline.reproduce.compute import run_compute
+    from atomforge.pipeline.reproduce.compute import run_compute
 
     top = max(fractions)
     name = next((n for n in (f"finetune_{pct(top)}", f"replay_{pct(top)}", f"scratch_{pct(top)}") if n in runs), None)
@@ -108,8 +108,8 @@ def run(cfg: dict) -> dict:
     test_spec = {"type": "mlearn", "path": str(target / "test.json")}
     zero = {"foundation (zero-shot)": score_model(parent, test_spec, r.device, limit)}
     for p in s.get("peers") or []:
-        from pipeline.evaluate.peers import Peer
-        from pipeline.reproduce.zero_shot import read_set, score_set
+        from atomforge.pipeline.evaluate.peers import Peer
+        from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
 
         zero[f"{p} (zero-shot)"] = score_set(Peer(p, r.device), read_set(test_spec, limit)[0])
     forget = {"parent": score_split(parent, corpus, s["forgetting_split"], rep["task"], r.device)} if corpus else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.reproduce.runner import fmt, table
+from atomforge.pipeline.reproduce.runner import fmt, table
 
 LABELS = {"scratch": "from scratch", "finetune": "fine-tuned", "replay": "fine-tuned with replay"}
 STYLES = {"scratch": "k-o", "finetune": "-s", "replay": "-^"}
@@ -14,7 +14,7 @@ def published(label: str) -> list[dict]:
     """The published 100%-data numbers this repository restates (mlearn Si only)."""
     if label != "Si":
         return []
-    from pipeline.reproduce.mlearn_si import PUBLISHED
+    from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
 
     return PUBLISHED[:2]
 
@@ -30,7 +30,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.evaluate.plots import save_figure
+    from atomforge.pipeline.evaluate.plots import save_figure
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     xs = [counts[f] for f in fractions]

@@ -11,17 +11,17 @@ import json
 import shutil
 from pathlib import Path
 
-from pipeline.reproduce.compute import run_compute
-from pipeline.reproduce.runner import Runner, fmt, provenance, table
-from pipeline.reproduce.scoring import score_model, zero_shot_rows
+from atomforge.pipeline.reproduce.compute import run_compute
+from atomforge.pipeline.reproduce.runner import Runner, fmt, provenance, table
+from atomforge.pipeline.reproduce.scoring import score_model, zero_shot_rows
 
 
 def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:
     """(root, build section) of configs/data/<name>.yaml, resolved as `atomforge data build data=<name>` does."""
     from omegaconf import OmegaConf
 
-    from data_prep.errors import UsageError
-    from pipeline.compose import CONFIG_DIR
+    from atomforge.data_prep.errors import UsageError
+    from atomforge.pipeline.compose import CONFIG_DIR
 
     path = CONFIG_DIR / "data" / f"{name}.yaml"
     if not path.is_file():
@@ -35,7 +35,7 @@ def build_corpus(r: Runner, cfg: dict, name: str, root: str | None = None) -> Pa
     """The corpus at its own root (a finished build is reused: the build is resumable and checks its inputs)."""
     import time
 
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     root, b = corpus_config(cfg, name, root)
     t = time.perf_counter()
@@ -46,7 +46,7 @@ def build_corpus(r: Runner, cfg: dict, name: str, root: str | None = None) -> Pa
 
 
 def last_checkpoint(run_dir: Path) -> Path:
-    from pipeline.export.consolidate import find_checkpoint
+    from atomforge.pipeline.export.consolidate import find_checkpoint
 
     return find_checkpoint(run_dir, "latest")
 
@@ -56,7 +56,7 @@ def folder_mb(path: Path) -> float:
 
 
 def run(cfg: dict) -> dict:
-    from pipeline.export.hub import export
+    from atomforge.pipeline.export.hub import export
 
     r = Runner(cfg)
     s = r.s

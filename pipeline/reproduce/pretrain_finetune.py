@@ -7,9 +7,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipeline.reproduce.mlearn_si import PUBLISHED
-from pipeline.reproduce.runner import Runner, fmt, merge, subset, table
-from pipeline.train.node import forwarding_signals
+from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
+from atomforge.pipeline.reproduce.runner import Runner, fmt, merge, subset, table
+from atomforge.pipeline.train.node import forwarding_signals
 
 LABELS = {"scratch": "from scratch", "no_si": "fine-tuned from pre-trained (no Si)",
           "with_si_re": "fine-tuned from pre-trained (+ silicon_re)"}
@@ -42,7 +42,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
     import matplotlib.pyplot as plt
     from matplotlib import ticker
 
-    from pipeline.evaluate.plots import save_figure
+    from atomforge.pipeline.evaluate.plots import save_figure
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     for key, style in (("scratch", "k-o"), ("no_si", "-s"), ("with_si_re", "-^")):

@@ -1,5 +1,5 @@
 """The steps every result shares: settings (full or smoke), dataset builds, training through
-pipeline.train.launch, checkpoint selection on validation data, export, test evaluation, provenance,
+atomforge.pipeline.train.launch, checkpoint selection on validation data, export, test evaluation, provenance,
 and writing report.md / metrics.json / config.yaml into the result folder."""
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class Runner:
     """One result's working state: where data and runs go, the settings, a log of timings."""
 
     def __init__(self, cfg: dict):
-        from data_prep.errors import UsageError
+        from atomforge.data_prep.errors import UsageError
 
         self.s = settings(cfg)
         self.out = Path(self.s["out"])
@@ -72,7 +72,7 @@ class Runner:
 
     def build(self, name: str, sources: list[dict], split: dict, **kw) -> Path:
         """Build one dataset; the recipe's `build:` section (dedup, outlier cut, ...) applies to every build."""
-        from data_prep.build import BuildConfig, build
+        from atomforge.data_prep.build import BuildConfig, build
 
         kw = {**(self.s.get("build") or {}), **kw}
         root = self.work / "data" / name
@@ -88,10 +88,10 @@ class Runner:
     def train(self, name: str, data_root: Path, train: dict | None = None, model: dict | None = None, **extra) -> Path:
         """Real training via pipeline.train.launch (torchrun + DeepSpeed); resumes an unfinished run of the same
         name."""
-        from data_prep.errors import UsageError
-        from pipeline.compose import assemble_train_config
-        from pipeline.evaluate.after_training import select_after_training
-        from pipeline.train.launch import launch
+        from atomforge.data_prep.errors import UsageError
+        from atomforge.pipeline.compose import assemble_train_config
+        from atomforge.pipeline.evaluate.after_training import select_after_training
+        from atomforge.pipeline.train.launch import launch
 
         run_dir = self.work / "runs" / name
         tr = merge(self.s["train"], train)
@@ -108,9 +108,9 @@ class Runner:
 
     def select_export(self, run_dir: Path, data_root: Path, split: str | None = None,
                       re_weight: float | None = None) -> tuple[Path, dict]:
-        """Rank the run's checkpoints on validation data (pipeline.evaluate.select), export the best one."""
-        from pipeline.evaluate.select import select_checkpoints
-        from pipeline.export.hub import export
+        """Rank the run's checkpoints on validation data (atomforge.pipeline.evaluate.select), export the best one."""
+        from atomforge.pipeline.evaluate.select import select_checkpoints
+        from atomforge.pipeline.export.hub import export
 
         sel = self.s.get("select", {})
         split = split or sel.get("split", "val")
@@ -123,7 +123,7 @@ class Runner:
         return hub, res
 
     def evaluate(self, hub: Path, data_root: Path, out: Path, split: str = "test", plots: bool = True) -> dict:
-        from pipeline.evaluate.run import evaluate
+        from atomforge.pipeline.evaluate.run import evaluate
 
         t = time.perf_counter()
         rep = evaluate(str(hub), str(data_root), split, str(out), self.device, make_plots=plots)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.reproduce.runner import Runner, fmt, table
+from atomforge.pipeline.reproduce.runner import Runner, fmt, table
 
 # Published values for the neutral Si vacancy (no DFT barrier is shipped with the training data, so these are
 # the ground truth; their spread is part of the answer).
@@ -65,10 +65,10 @@ def better(a: float | None, b: float | None, names: tuple[str, str], tol: float 
 
 def model_hub(r: Runner, role: str, spec: dict) -> Path:
     """The exported model of one role; trained by its recipe (with this run's smoke flag) when not there."""
-    from data_prep.errors import UsageError
-    from pipeline.compose import compose, plain as _plain
-    from pipeline.reproduce import RESULTS
-    from pipeline.reproduce import run as run_recipe
+    from atomforge.data_prep.errors import UsageError
+    from atomforge.pipeline.compose import compose, plain as _plain
+    from atomforge.pipeline.reproduce import RESULTS
+    from atomforge.pipeline.reproduce import run as run_recipe
 
     recipe = spec["recipe"]
     if spec.get("hub"):
@@ -89,9 +89,9 @@ def model_hub(r: Runner, role: str, spec: dict) -> Path:
 
 
 def properties(hub: Path, p: dict, a: float, repeat: int, device: str) -> dict:
-    from pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
-    from pipeline.evaluate.run import load_model
-    from pipeline.models.calculator import calculator
+    from atomforge.pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
+    from atomforge.pipeline.evaluate.run import load_model
+    from atomforge.pipeline.models.calculator import calculator
 
     model = load_model(str(hub), device)
     make_calc = lambda: calculator(model, device)  # noqa: E731
@@ -107,7 +107,7 @@ def plot_neb(props: dict, labels: dict, band: tuple[float, float], out: Path) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.evaluate.plots import save_figure
+    from atomforge.pipeline.evaluate.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     ax.axhspan(*band, color="0.85", label=f"published {band[0]:.2f}-{band[1]:.2f} eV")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.reproduce.runner import Runner, fmt, table
+from atomforge.pipeline.reproduce.runner import Runner, fmt, table
 
 SOURCE = ("Liu, He & Mo, npj Comput. Mater. 9, 174 (2023) and the 2024 follow-up (2,300 models, "
           "github.com/mogroupumd/Learning_from_models), as restated in issue 9")
@@ -38,7 +38,7 @@ def bar_plot(rows: list[tuple[str, float]], out: Path, target: float) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.evaluate.plots import save_figure
+    from atomforge.pipeline.evaluate.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
     names, vals = zip(*rows)
@@ -63,7 +63,7 @@ def run(cfg: dict) -> dict:
     hub, sel = r.select_export(run_dir, root, sel_cfg["split"], float(sel_cfg["re_weight"]))
     ev = r.evaluate(hub, root, r.out / "test_eval")
     a, re = ev["all"], ev["rare_events"]
-    # pipeline.evaluate.rare_events.dft_noise_floor, from the test data's K1 forces
+    # atomforge.pipeline.evaluate.rare_events.dft_noise_floor, from the test data's K1 forces
     floor = ev.get("dft_noise_floor") or {}
     ours = {"force_rmse": a["force_rmse"], "force_mae": a["force_mae"],
             "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
@@ -79,7 +79,7 @@ def run(cfg: dict) -> dict:
              ours["re_theta_median_deg"], ours["force_rmse"],
              "this run (test set; checkpoint chosen on the enhanced validation set)"],
             ["DFT K1 vs K4, computed from this test data", floor_re, floor.get("re_theta_median_deg"), None,
-             "pipeline.evaluate.rare_events.dft_noise_floor"]]
+             "atomforge.pipeline.evaluate.rare_events.dft_noise_floor"]]
     rows += [[p["model"], f"~{p['re_force_rms']}", None, None, p["source"]] for p in PUBLISHED]
     verdict = (f"Target met: RE force error {ours['re_force_rms']:.4f} eV/Å < {t['below']} eV/Å." if met
                else gap_advice(ours["re_force_rms"] if ours["re_force_rms"] is not None else float("nan"),

@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from pipeline.evaluate.peers import Peer
-from pipeline.evaluate.rare_events import dft_noise_floor
-from pipeline.evaluate.run import score_pairs
-from pipeline.reproduce.runner import Runner, fmt, table
+from atomforge.pipeline.evaluate.peers import Peer
+from atomforge.pipeline.evaluate.rare_events import dft_noise_floor
+from atomforge.pipeline.evaluate.run import score_pairs
+from atomforge.pipeline.reproduce.runner import Runner, fmt, table
 
 DEFINITIONS = {
     "energy_mae_per_atom": "mean over structures of |E_pred - E_ref| / n_atoms (eV/atom)",
@@ -27,9 +27,9 @@ DEFINITIONS = {
 
 def read_set(spec: dict, limit: int | None = None) -> tuple[list, int]:
     """The set's structures that pass validation, and how many did not."""
-    from data_prep.sources import make_source
-    from data_prep.structure import ReadError
-    from data_prep.validate import ValidationConfig, check
+    from atomforge.data_prep.sources import make_source
+    from atomforge.data_prep.structure import ReadError
+    from atomforge.data_prep.validate import ValidationConfig, check
 
     src, vc, out, bad = make_source(dict(spec)), ValidationConfig(), [], 0
     for task in src.tasks():

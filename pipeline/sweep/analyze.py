@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline.sweep.fit import FitError, bootstrap, compute_optimal, fit_1d, fit_law, flops_law
-from pipeline.sweep.report import summary_md
+from atomforge.pipeline.sweep.fit import FitError, bootstrap, compute_optimal, fit_1d, fit_law, flops_law
+from atomforge.pipeline.sweep.report import summary_md
 
 
 def finished(results: str | Path, loss: str, n_col: str = "N_nonembed", d_col: str = "D_atoms") -> list[dict]:
@@ -159,7 +159,7 @@ def analyze(results: str | Path, out_dir: str | Path, loss: str = "final_val_for
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if plots:
-        from pipeline.sweep.plots import plot_all, plot_loss_vs_D
+        from atomforge.pipeline.sweep.plots import plot_all, plot_loss_vs_D
 
         res["plots"] = plot_all(pts, res, law, out, loss, n_col, d_col)
         for col, a in res["also"].items():

@@ -6,8 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.compose import compose, plain
-from pipeline.sweep.spec import LR_CHOICE, SweepSpec
+from atomforge.pipeline.compose import compose, plain
+from atomforge.pipeline.sweep.spec import LR_CHOICE, SweepSpec
 
 ACTIONS = ("plan", "launch", "collect", "fit", "run")
 
@@ -28,7 +28,7 @@ def committed_files(folder: Path) -> list[str]:
 
 
 def do_fit(spec: SweepSpec) -> dict:
-    from pipeline.sweep.analyze import analyze
+    from atomforge.pipeline.sweep.analyze import analyze
 
     out = report_dir(spec)
     tracked = committed_files(out)
@@ -57,7 +57,7 @@ def do_fit(spec: SweepSpec) -> dict:
 
 
 def _build(data: dict, seed: int) -> None:
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     print(f"building {data['name']} -> {data['root']}", flush=True)
     build(BuildConfig(out=data["root"], seed=seed, **data["build"]))
@@ -72,7 +72,7 @@ def main(cfg: dict, args: list[str]) -> None:
     action = actions[0]
     spec = SweepSpec.from_cfg(cfg)
     if action == "plan":
-        from pipeline.sweep.plan import make_plan, print_plan
+        from atomforge.pipeline.sweep.plan import make_plan, print_plan
 
         plan = make_plan(cfg, spec)
         Path(spec.out).mkdir(parents=True, exist_ok=True)
@@ -91,13 +91,13 @@ def main(cfg: dict, args: list[str]) -> None:
             ds = plain(compose([f"data={spec.downstream['data']}"]))["data"]
             if not (Path(ds["root"]) / "manifest.parquet").is_file():
                 _build(ds, cfg["seed"])
-        from pipeline.compose import require_dataset as _require_dataset
-        from pipeline.sweep.launch import launch_sweep
+        from atomforge.pipeline.compose import require_dataset as _require_dataset
+        from atomforge.pipeline.sweep.launch import launch_sweep
 
         _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])
         launch_sweep(cfg, spec, overrides)
     if action in ("collect", "run"):
-        from pipeline.sweep.collect import collect
+        from atomforge.pipeline.sweep.collect import collect
 
         collect(spec)
     if action in ("fit", "run"):

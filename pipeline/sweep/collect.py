@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.sweep import status
-from pipeline.sweep.spec import SweepSpec
+from atomforge.pipeline.sweep import status
+from atomforge.pipeline.sweep.spec import SweepSpec
 
 VAL_KEYS = ("val_energy_mae_per_atom", "val_force_mae")
 

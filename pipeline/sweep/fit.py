@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.errors import AtomforgeError
 
 MIN_RUNS = 6  # five parameters, and one left to check them
 PARAMS = ("E", "A", "alpha", "B", "beta")

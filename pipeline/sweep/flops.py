@@ -14,14 +14,14 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from pipeline.models.config import ModelConfig
-from pipeline.sweep.spec import Size
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.sweep.spec import Size
+from atomforge.pipeline.models.potential import build_model
 
 
 def parameter_counts(size: Size) -> dict:
     """N with and without embedding tables (element and edge-degree embeddings), built on the meta device."""
-    from pipeline.models.describe import empty_weights
+    from atomforge.pipeline.models.describe import empty_weights
 
     with empty_weights():
         model = build_model(ModelConfig(name=size.ladder, backbone=size.backbone))
@@ -33,11 +33,11 @@ def parameter_counts(size: Size) -> dict:
 def sample_batch(data_root: str | None, max_atoms: int):
     """A real training batch: the first train structures of the dataset up to max_atoms, else an EMT-labelled fcc
     Cu cell."""
-    from pipeline.data.convert import structures_to_batch
+    from atomforge.pipeline.data.convert import structures_to_batch
 
     structs = []
     if data_root and (Path(data_root) / "manifest.parquet").is_file():
-        from pipeline.data.split import read_split
+        from atomforge.pipeline.data.split import read_split
 
         n = 0
         for s in read_split(data_root, "train"):
@@ -50,7 +50,7 @@ def sample_batch(data_root: str | None, max_atoms: int):
         from ase.build import bulk
         from ase.calculators.emt import EMT
 
-        from data_prep.structure import Structure
+        from atomforge.data_prep.structure import Structure
 
         atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((3, 3, 3))
         atoms.rattle(0.05, seed=0)
@@ -64,7 +64,7 @@ def sample_batch(data_root: str | None, max_atoms: int):
 def count_flops(mcfg: ModelConfig, batch) -> float:
     """Counted FLOPs per atom of forward + backward of the training loss for any model config (force mode and
     per-task heads included): a conservative model's forces are a second backward pass, and this counts it."""
-    from pipeline.train.losses import loss_terms
+    from atomforge.pipeline.train.losses import loss_terms
 
     torch.manual_seed(0)
     model = build_model(mcfg)
@@ -78,7 +78,7 @@ def count_flops(mcfg: ModelConfig, batch) -> float:
 
 def measure(size: Size, batch, repeats: int = 2) -> dict:
     """Counted FLOPs per atom of forward + backward of the training loss, and this machine's seconds per atom."""
-    from pipeline.train.losses import loss_terms
+    from atomforge.pipeline.train.losses import loss_terms
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=size.ladder, backbone=size.backbone))

@@ -1,5 +1,5 @@
 """One sweep run, as a hydra multirun job:
-`python -m pipeline.sweep.job --multirun sweep=... +sweep_run.run=<name>,<name> ...`
+`python -m atomforge.pipeline.sweep.job --multirun sweep=... +sweep_run.run=<name>,<name> ...`
 (the names are plan.json's: the job reads its size, budget, lr, seed and steps there).
 
 The job decides for itself whether to run (status.json), so relaunching the whole grid skips finished runs
@@ -17,9 +17,9 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.compose import CONFIG_DIR, assemble_train_config, register_schemas
-from pipeline.sweep import status
-from pipeline.sweep.spec import Run, SweepSpec
+from atomforge.pipeline.compose import CONFIG_DIR, assemble_train_config, register_schemas
+from atomforge.pipeline.sweep import status
+from atomforge.pipeline.sweep.spec import Run, SweepSpec
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,10 @@ def force_errors(run_dir: Path, data_root: str, split: str) -> dict:
     """Force MAE and RMSE (per component, eV/Å) of the run's exported model on another dataset's split: the
     downstream figure the sweep fits beside its validation loss (energies are left out: each dataset has its own
     zero)."""
-    from pipeline.data.split import read_split
-    from pipeline.evaluate.run import load_model
-    from pipeline.evaluate.standard import ErrorAccumulator
-    from pipeline.models.predict import predict_structures
+    from atomforge.pipeline.data.split import read_split
+    from atomforge.pipeline.evaluate.run import load_model
+    from atomforge.pipeline.evaluate.standard import ErrorAccumulator
+    from atomforge.pipeline.models.predict import predict_structures
 
     acc = ErrorAccumulator()
     for s, p in predict_structures(load_model(str(run_dir)), read_split(data_root, split)):
@@ -59,9 +59,9 @@ def force_errors(run_dir: Path, data_root: str, split: str) -> dict:
 
 def re_metrics(run_dir: Path, data_root: str, split: str = "val") -> dict:
     """Force errors on the val split, and on its rare-event atoms (r == 0) where the data has them."""
-    from pipeline.evaluate.run import load_model
-    from pipeline.data.split import read_split
-    from pipeline.models.predict import predict_structures
+    from atomforge.pipeline.evaluate.run import load_model
+    from atomforge.pipeline.data.split import read_split
+    from atomforge.pipeline.models.predict import predict_structures
 
     model = load_model(str(run_dir))
     dF, dF_all, n_struct = [], [], 0
@@ -103,8 +103,8 @@ def run_one(cfg: dict) -> str:
     print(f"[sweep] {run.name}: training {row['steps']} steps (attempt {st.get('attempts', 0) + 1})", flush=True)
     t0 = time.time()
     try:
-        from pipeline.evaluate.after_training import select_after_training
-        from pipeline.train.launch import launch
+        from atomforge.pipeline.evaluate.after_training import select_after_training
+        from atomforge.pipeline.train.launch import launch
 
         tc = train_config_for(cfg, spec, run, row["steps"], run_dir)
         rc = launch(tc)

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.sweep import status
-from pipeline.sweep.plan import make_plan
-from pipeline.sweep.spec import SweepSpec
+from atomforge.pipeline.sweep import status
+from atomforge.pipeline.sweep.plan import make_plan
+from atomforge.pipeline.sweep.spec import SweepSpec
 
 LAUNCHERS = {"basic": "basic", "submitit_slurm": "submitit_slurm", "submitit_local": "submitit_local"}
 
@@ -20,7 +20,7 @@ def multirun_command(cfg: dict, spec: SweepSpec, overrides: list[str], names: li
     if launcher not in LAUNCHERS:
         raise ValueError(f"cluster.sweep.launcher must be one of {sorted(LAUNCHERS)}, got {launcher!r}")
     own = ("sweep_run.", "+sweep_run.", "hydra.", "hydra/")
-    return [sys.executable, "-m", "pipeline.sweep.job", "--multirun",
+    return [sys.executable, "-m", "atomforge.pipeline.sweep.job", "--multirun",
             *[o for o in overrides if not o.startswith(own)],
             f"+sweep_run.run={','.join(names)}",
             f"hydra/launcher={LAUNCHERS[launcher]}",
@@ -31,7 +31,7 @@ def multirun_command(cfg: dict, spec: SweepSpec, overrides: list[str], names: li
 def launch_sweep(cfg: dict, spec: SweepSpec, overrides: list[str]) -> dict:
     """The lr scan first when the sweep has one and it is not decided, then every run not yet finished."""
     if spec.lr_scan and spec.chosen_lrs() is None:
-        from pipeline.sweep.lr_scan import choose_lrs
+        from atomforge.pipeline.sweep.lr_scan import choose_lrs
 
         plan = _launch(cfg, spec, overrides, "lr scan")
         choose_lrs(spec, plan)

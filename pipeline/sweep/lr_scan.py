@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.sweep.collect import run_row
-from pipeline.sweep.spec import LR_CHOICE, SweepSpec
+from atomforge.pipeline.sweep.collect import run_row
+from atomforge.pipeline.sweep.spec import LR_CHOICE, SweepSpec
 
 
 def choose_lrs(spec: SweepSpec, plan: dict) -> dict:

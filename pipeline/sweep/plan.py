@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.sweep.flops import flops_table
-from pipeline.sweep.spec import SweepSpec
+from atomforge.pipeline.sweep.flops import flops_table
+from atomforge.pipeline.sweep.spec import SweepSpec
 
 
 def data_stats(data_root: str, max_atoms: int, mean_atoms: float) -> dict:
     """Atoms per structure and per packed batch, from the built dataset's manifest when there is one."""
     manifest = Path(data_root) / "manifest.parquet"
     if manifest.is_file() and mean_atoms <= 0:  # an explicit mean_atoms (a dataset not on this machine) wins
-        from pipeline.data.plan import load_index, pack
+        from atomforge.pipeline.data.plan import load_index, pack
 
         samples = [s for ss in load_index(str(manifest), "train").values() for s in ss]
         batches = pack(samples, max_atoms)
@@ -36,7 +36,7 @@ def downstream_target(spec: SweepSpec) -> dict | None:
         raise ValueError(f"sweep.downstream takes {{data: <configs/data entry>, split}} (or root), "
                          f"got {spec.downstream}")
     if not ds.get("root"):
-        from pipeline.compose import compose, plain
+        from atomforge.pipeline.compose import compose, plain
 
         ds["root"] = plain(compose([f"data={ds['data']}"]))["data"]["root"]
     return {"data": ds.get("data"), "root": str(ds["root"]), "split": ds.get("split", "test")}

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.evaluate.plots import save_figure  # noqa: E402
+from atomforge.pipeline.evaluate.plots import save_figure  # noqa: E402
 
 
 LABELS = {"final_val_force_mae": "validation force MAE (eV/Å)",

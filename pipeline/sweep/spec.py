@@ -85,7 +85,7 @@ class SweepSpec:
         return spec
 
     def check(self):
-        from pipeline.models.ladder import LADDER
+        from atomforge.pipeline.models.ladder import LADDER
 
         if not self.sizes or not self.budgets:
             raise ValueError(f"sweep {self.name!r} needs at least one size and one budget")

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pipeline.train.safe_load import UnsafeFileError, load_tensors, weights_only
-from data_prep.errors import AtomforgeError
+from atomforge.pipeline.train.safe_load import UnsafeFileError, load_tensors, weights_only
+from atomforge.data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
 MARKER = "COMPLETE"

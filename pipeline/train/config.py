@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from pipeline.config_types import check_types
-from pipeline.models.config import ModelConfig
+from atomforge.pipeline.config_types import check_types
+from atomforge.pipeline.models.config import ModelConfig
 
 
 @dataclass

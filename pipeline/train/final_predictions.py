@@ -1,14 +1,14 @@
 """The EMA model's predictions on a few recorded structures at the end of training: the reference an export of
-the run must reproduce (pipeline.export.verify.compare)."""
+the run must reproduce (atomforge.pipeline.export.verify.compare)."""
 from __future__ import annotations
 
 import json
 from itertools import islice
 from pathlib import Path
 
-from pipeline.data.split import read_split
-from pipeline.models.potential import build_model
-from pipeline.models.predict import predict
+from atomforge.pipeline.data.split import read_split
+from atomforge.pipeline.models.potential import build_model
+from atomforge.pipeline.models.predict import predict
 
 PREDICTIONS = "final_predictions.json"
 

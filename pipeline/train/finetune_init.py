@@ -6,9 +6,9 @@ import logging
 
 import torch
 
-from pipeline.models.folder import load_state
-from pipeline.models.config import ModelConfig
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.folder import load_state
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.potential import build_model
 
 log = logging.getLogger(__name__)
 HEADS = "model.output_heads."
@@ -29,7 +29,7 @@ def build_from_parent(tc, card: dict):
         raise ValueError(f"the new data has elements {missing} the parent model has no reference for; "
                          "use init_refs=refit")
     if arch.tasks:  # a multi-task parent: the new data gets its own head, started from one of the parent's
-        from pipeline.models.tasks import add_task
+        from atomforge.pipeline.models.tasks import add_task
 
         base = arch.default_task or arch.tasks[0]
         src = tc.init_task_from or base

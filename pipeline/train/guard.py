@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.errors import AtomforgeError
 
 
 class NonFiniteLoss(AtomforgeError, RuntimeError):

@@ -5,9 +5,9 @@ import json
 import os
 from pathlib import Path
 
-from pipeline import runtime
-from pipeline.train.config import TrainConfig
-from pipeline.train.node import run_lock, run_node
+from atomforge.pipeline import runtime
+from atomforge.pipeline.train.config import TrainConfig
+from atomforge.pipeline.train.node import run_lock, run_node
 
 
 def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
@@ -17,8 +17,8 @@ def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run_dir / "train_config.json"
     if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:  # already a rank under torchrun
-        from pipeline.train.signals import EXIT_REQUEUE, preempted
-        from pipeline.train.worker import run
+        from atomforge.pipeline.train.signals import EXIT_REQUEUE, preempted
+        from atomforge.pipeline.train.worker import run
 
         cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
         run(tc)

@@ -3,14 +3,14 @@
 A launcher killed with SIGKILL (a scheduler after its grace period, a user's kill -9) cannot forward
 anything, and torchrun's ranks are session leaders of their own: without this they are re-parented to init
 and go on training and writing into the run folder with nobody watching. torchrun gets a kernel death
-signal tied to the launcher, and each rank one tied to torchrun plus a watchdog thread (data_prep.workers).
+signal tied to the launcher, and each rank one tied to torchrun plus a watchdog thread (atomforge.data_prep.workers).
 """
 from __future__ import annotations
 
 import os
 
-from data_prep.workers import init_worker, set_pdeathsig
-from pipeline.train.signals import PREEMPT_SIGNALS
+from atomforge.data_prep.workers import init_worker, set_pdeathsig
+from atomforge.pipeline.train.signals import PREEMPT_SIGNALS
 
 
 def torchrun_preexec(launcher_pid: int):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.models.config import ModelConfig
-from pipeline.models.describe import DIRECT_FLOPS_MAX_PARAMS, count_parameters, sample_batch
-from pipeline.models.ladder import LADDER
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.describe import DIRECT_FLOPS_MAX_PARAMS, count_parameters, sample_batch
+from atomforge.pipeline.models.ladder import LADDER
+from atomforge.pipeline.models.potential import build_model
 
 GIB = 2**30
 

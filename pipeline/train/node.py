@@ -1,4 +1,4 @@
-"""One node's launcher: `python -m pipeline.train.node [torchrun args] <train_config.json>`.
+"""One node's launcher: `python -m atomforge.pipeline.train.node [torchrun args] <train_config.json>`.
 
 It runs torchrun (which starts one rank per GPU, or per `--nproc-per-node` on CPU) and makes preemption
 safe: torchrun itself ignores SIGUSR1/SIGTERM (its default would kill the ranks mid-step), and this
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import psutil
 
-from data_prep.lock import FolderLocked, OutputLock
-from pipeline import runtime
-from pipeline.train.lifeline import torchrun_preexec
-from pipeline.train.signals import EXIT_REQUEUE, PREEMPT_SIGNALS, preempted
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.lock import FolderLocked, OutputLock
+from atomforge.pipeline import runtime
+from atomforge.pipeline.train.lifeline import torchrun_preexec
+from atomforge.pipeline.train.signals import EXIT_REQUEUE, PREEMPT_SIGNALS, preempted
+from atomforge.data_prep.errors import AtomforgeError
 
 
 RUN_LOCK = ".train.lock"
@@ -88,7 +88,8 @@ def run_node(torchrun_args: list[str], config_path: str, env: dict | None = None
     run_dir = Path(json.loads(Path(config_path).read_text())["run_dir"])
     # torchrun would turn SIGTERM/SIGINT into killing the ranks mid-step: they are ours (forwarded, checkpointed)
     handle = [] if any(a.startswith("--signals") for a in torchrun_args) else ["--signals-to-handle", "SIGHUP,SIGQUIT"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", *handle, *torchrun_args, "-m", "pipeline.train.worker",
+    cmd = [sys.executable, "-m", "torch.distributed.run", *handle, *torchrun_args, "-m",
+           "atomforge.pipeline.train.worker",
            config_path]
     proc = subprocess.Popen(cmd, env=env, preexec_fn=partial(torchrun_preexec, os.getpid()))
     with forwarding_signals():
@@ -111,7 +112,7 @@ def _node_rank(torchrun_args: list[str]) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        print("usage: python -m pipeline.train.node [torchrun args] <train_config.json>", file=sys.stderr)
+        print("usage: python -m atomforge.pipeline.train.node [torchrun args] <train_config.json>", file=sys.stderr)
         return 2
     try:
         if _node_rank(argv[:-1]) != "0":  # one lock per run, held by the first node's launcher

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from data_prep.errors import AtomforgeError
+from atomforge.data_prep.errors import AtomforgeError
 
 _FORCE = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
 

@@ -9,8 +9,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from pipeline.train.config import TrainConfig
-from data_prep.errors import AtomforgeError
+from atomforge.pipeline.train.config import TrainConfig
+from atomforge.data_prep.errors import AtomforgeError
 
 REPO = Path(__file__).resolve().parents[2]
 WHEEL_SLURM = Path("share") / "atomforge" / "slurm"  # where pyproject's data-files put slurm/ in an installed wheel

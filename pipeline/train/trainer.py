@@ -15,15 +15,15 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from pipeline.data.loader import LoaderConfig, make_loader
-from pipeline.train import checkpoint as ckpt
-from pipeline.train.config import TrainConfig
-from pipeline.train.data_mix import train_mix, with_task_references
-from pipeline.train.finetune_init import build_from_parent, hold_backbone, param_groups
-from pipeline.train.losses import counts, loss_terms
-from pipeline.train.schedule import warmup_cosine
-from pipeline.models.potential import build_model
-from pipeline.models.transfer import load_checkpoint_weights
+from atomforge.pipeline.data.loader import LoaderConfig, make_loader
+from atomforge.pipeline.train import checkpoint as ckpt
+from atomforge.pipeline.train.config import TrainConfig
+from atomforge.pipeline.train.data_mix import train_mix, with_task_references
+from atomforge.pipeline.train.finetune_init import build_from_parent, hold_backbone, param_groups
+from atomforge.pipeline.train.losses import counts, loss_terms
+from atomforge.pipeline.train.schedule import warmup_cosine
+from atomforge.pipeline.models.potential import build_model
+from atomforge.pipeline.models.transfer import load_checkpoint_weights
 
 
 def device() -> torch.device:
@@ -128,7 +128,7 @@ class BatchStream:
 
 class Trainer:
     """The loop, the step, validation and the checkpoint state; everything else is a callback
-    (pipeline.train.callbacks: `default_callbacks(tc)` is a training run's set)."""
+    (atomforge.pipeline.train.callbacks: `default_callbacks(tc)` is a training run's set)."""
 
     def __init__(self, tc: TrainConfig, callbacks=()):
         self.tc, self.callbacks = tc, list(callbacks)

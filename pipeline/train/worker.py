@@ -1,4 +1,4 @@
-"""One rank's process: `python -m pipeline.train.worker <run_dir>/train_config.json` (started by torchrun or srun)."""
+"""One rank's process: `python -m atomforge.pipeline.train.worker <run_dir>/train_config.json`."""
 from __future__ import annotations
 
 import json
@@ -8,15 +8,15 @@ import sys
 
 import torch.distributed as dist
 
-from pipeline.train.config import TrainConfig
-from pipeline.train.lifeline import rank_dies_with_parent
-from pipeline.train.signals import hold_early
+from atomforge.pipeline.train.config import TrainConfig
+from atomforge.pipeline.train.lifeline import rank_dies_with_parent
+from atomforge.pipeline.train.signals import hold_early
 
 
 def run(tc: TrainConfig) -> dict:
-    from pipeline.train.callbacks import default_callbacks
-    from pipeline.train.callbacks.faults import from_env
-    from pipeline.train.trainer import Trainer, init_distributed
+    from atomforge.pipeline.train.callbacks import default_callbacks
+    from atomforge.pipeline.train.callbacks.faults import from_env
+    from atomforge.pipeline.train.trainer import Trainer, init_distributed
 
     init_distributed(tc)
     trainer = None
@@ -37,14 +37,14 @@ def main(argv=None):
     hold_early()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if "SLURM_STEP_ID" in os.environ and "TORCHELASTIC_RUN_ID" not in os.environ:
-        sys.exit("atomforge: error: ranks are started by torchrun (python -m pipeline.train.node), "
+        sys.exit("atomforge: error: ranks are started by torchrun (python -m atomforge.pipeline.train.node), "
                  "one srun task per node")
     with open(argv[0]) as f:
         tc = TrainConfig.from_dict(json.load(f))
-    from pipeline.train.checkpoint import CheckpointError
-    from pipeline.train.guard import NonFiniteLoss
-    from pipeline.data.loader import CorruptInput
-    from pipeline.train.safe_load import UnsafeFileError
+    from atomforge.pipeline.train.checkpoint import CheckpointError
+    from atomforge.pipeline.train.guard import NonFiniteLoss
+    from atomforge.pipeline.data.loader import CorruptInput
+    from atomforge.pipeline.train.safe_load import UnsafeFileError
 
     try:
         run(tc)

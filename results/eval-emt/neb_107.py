@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ase.calculators.emt import EMT
 
-from pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
+from atomforge.pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
 
 out = {"machine": platform.platform(), "contended": True}
 for el in ("Cu", "Al"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli_help import ACTIONS, HELP
+from atomforge.pipeline.cli_help import ACTIONS, HELP
 
 REPO = Path(__file__).resolve().parents[2]
 ATOMFORGE = str(Path(sys.executable).parent / "atomforge")  # the console script users run
@@ -40,7 +40,7 @@ def test_help_for_every_stage_and_action_never_starts_work(words, tmp_path):
 
 
 def test_every_stage_has_help():
-    from pipeline.cli import STAGES
+    from atomforge.pipeline.cli import STAGES
 
     assert set(STAGES) <= set(HELP) and all(f"{s} {a}" in HELP for s, acts in ACTIONS.items() for a in acts)
 
@@ -104,7 +104,7 @@ def test_ctrl_c_checkpoints_and_exits_130(emt_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_stale_deepspeed_build_lock_is_cleared(emt_dataset, tmp_path):
-    from pipeline.runtime import SHM_OP
+    from atomforge.pipeline.runtime import SHM_OP
 
     ops = Path(sys.prefix) / "var" / "torch_extensions"
     (ops / SHM_OP).mkdir(parents=True, exist_ok=True)

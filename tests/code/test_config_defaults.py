@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.train.config import TrainConfig
+from atomforge.pipeline.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SET_ELSEWHERE = {"run_dir", "data_root", "model", "deepspeed", "world_size", "seed"}  # their own config groups / keys

@@ -1,4 +1,5 @@
-"""The built wheel is what an installed user gets: slurm/ ships in it, and cluster=slurm finds it outside a checkout."""
+"""The built wheel is what an installed user gets: one import name (atomforge), slurm/ in it, and cluster=slurm
+finding it outside a checkout."""
 from __future__ import annotations
 
 import subprocess
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.train import submit
+from atomforge.pipeline.train import submit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,7 +22,11 @@ def test_wheel_ships_slurm_scripts_and_configs(tmp_path):
     names = zipfile.ZipFile(whl).namelist()
     for f in ("train.sbatch", "sweep_array.sbatch"):
         assert any(n.endswith(f"/data/share/atomforge/slurm/{f}") for n in names), f
-    assert "configs/train/default.yaml" in names and "atomforge/__init__.py" in names
+    assert "atomforge/configs/train/default.yaml" in names and "atomforge/__init__.py" in names
+    assert "atomforge/pipeline/cli.py" in names and "atomforge/data_prep/build.py" in names
+    # one import name: nothing but atomforge and its metadata at the top of site-packages
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"atomforge", *(t for t in tops if t.startswith("atomforge-0."))}, tops
 
 
 def test_slurm_scripts_found_in_an_installed_prefix(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from collections import Counter
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.data.loader import LoaderConfig, ShardBatches, make_loader
+from atomforge.pipeline.data.loader import LoaderConfig, ShardBatches, make_loader
 from tests.conftest import build_dataset
 
 SECOND = {"type": "emt", "elements": ["Ni", "Pd"], "structures_per_task": 8,
@@ -147,8 +147,8 @@ def test_a_quarantined_sample_under_a_kept_key_is_neither_read_nor_an_error(tmp_
     manifest's digest picks the kept one, in training and in evaluation, with on_error=raise."""
     from collections import Counter as C
 
-    from data_prep.integrity import ShardReader
-    from pipeline.evaluate.standard import read_split
+    from atomforge.data_prep.integrity import ShardReader
+    from atomforge.pipeline.evaluate.standard import read_split
 
     src = {"type": "silicon_re", "path": "../shared/data/silicon_re/Interstitial-enhanced_Training_Set"}
     root = build_dataset(tmp_path / "si_re", [src], workers=1, split={"train": 1.0})

@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.data.loader import LoaderConfig, ShardBatches
-from pipeline.train.data_mix import RE_FLAG, train_mix
+from atomforge.pipeline.data.loader import LoaderConfig, ShardBatches
+from atomforge.pipeline.train.data_mix import RE_FLAG, train_mix
 
 
 def _train_keys(root: Path) -> tuple[set, set]:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from data_prep.build import BuildConfig, build
+from atomforge.data_prep.build import BuildConfig, build
 from tests.data_prep.dft_files import frames, output_bytes, rows, write_db, write_mlearn, write_xyz
 
 SPLIT = {"train": 0.5, "val": 0.25, "test": 0.25}  # several shards per task, so stale shards can show up

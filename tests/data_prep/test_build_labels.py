@@ -9,8 +9,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from data_prep.build import BuildConfig, build
-from data_prep.sample_codec import read_npz
+from atomforge.data_prep.build import BuildConfig, build
+from atomforge.data_prep.sample_codec import read_npz
 from tests.data_prep.dft_files import frames, rows, write_db, write_xyz
 
 SPLIT = {"train": 1.0}
@@ -57,8 +57,8 @@ def test_outlier_is_cut_and_the_reference_stays_put(tmp_path, kind):
 
 def test_robust_fit_matches_least_squares_on_clean_data(tmp_path):
     """Where nothing is wild, the cut and the card are what plain least squares gives."""
-    from data_prep.card import ReferenceFit
-    from data_prep.robust_refs import RobustReferences
+    from atomforge.data_prep.card import ReferenceFit
+    from atomforge.data_prep.robust_refs import RobustReferences
     import pyarrow as pa
 
     rng = np.random.default_rng(0)

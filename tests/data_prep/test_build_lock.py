@@ -14,14 +14,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from data_prep.build import BuildConfig, build
-from data_prep.lock import LOCK_NAME, FolderLocked
+from atomforge.data_prep.build import BuildConfig, build
+from atomforge.data_prep.lock import LOCK_NAME, FolderLocked
 from tests.conftest import REPO
 from tests.data_prep.dft_files import frames, rows, write_xyz
 
 HOLD = """
 import sys, time
-from data_prep.lock import OutputLock
+from atomforge.data_prep.lock import OutputLock
 OutputLock(sys.argv[1]).acquire()
 print("locked", flush=True)
 time.sleep(120)
@@ -54,7 +54,7 @@ def test_second_build_is_refused_then_dead_owner_is_taken_over(tmp_path, caplog)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    with caplog.at_level(logging.WARNING, logger="data_prep.lock"):
+    with caplog.at_level(logging.WARNING, logger="atomforge.data_prep.lock"):
         build(BuildConfig(out=str(out), sources=_source(tmp_path), split={"train": 1.0}), progress=False)
     assert any(f"pid {holder.pid}" in r.getMessage() and "stale" in r.getMessage() for r in caplog.records)
     assert len(rows(out)) == 4
@@ -67,13 +67,13 @@ def test_lock_file_of_a_dead_pid_is_taken_over(tmp_path, caplog):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (out / LOCK_NAME).write_text(f"{dead.pid}\n")
-    with caplog.at_level(logging.WARNING, logger="data_prep.lock"):
+    with caplog.at_level(logging.WARNING, logger="atomforge.data_prep.lock"):
         build(BuildConfig(out=str(out), sources=_source(tmp_path), split={"train": 1.0}), progress=False)
     assert any(f"pid {dead.pid}" in r.getMessage() and "dead" in r.getMessage() for r in caplog.records)
 
 
 def test_temp_names_carry_the_pid(tmp_path, monkeypatch):
-    import data_prep.build as b
+    import atomforge.data_prep.build as b
 
     seen = []
     real_tar, real_write = b.wds.TarWriter, b.pq.write_table
@@ -88,7 +88,7 @@ def test_temp_names_carry_the_pid(tmp_path, monkeypatch):
 def test_killed_build_takes_its_workers_with_it(tmp_path):
     """SIGKILL the real CLI mid-build: the pool's workers must be gone within seconds."""
     cli = Path(sys.executable).with_name("atomforge")
-    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "pipeline.cli"]
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "atomforge.pipeline.cli"]
     cmd += ["data", "build", "data=emt_demo", f"paths.data={tmp_path}", "data.build.workers=2",
             "data.build.sources=[{type:emt,elements:[Cu,Al],per_kind:{md:4000},structures_per_task:40}]"]
     p = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -116,7 +116,7 @@ def test_killed_build_takes_its_workers_with_it(tmp_path):
 POOL_WITHOUT_PRCTL = """
 import os, time
 from concurrent.futures import ProcessPoolExecutor
-import data_prep.workers as w
+import atomforge.data_prep.workers as w
 w.set_pdeathsig = lambda: False  # as where prctl is unavailable: only the watchdog thread is left
 with ProcessPoolExecutor(2, initializer=w.init_worker, initargs=(os.getpid(),)) as pool:
     futs = [pool.submit(time.sleep, 60) for _ in range(2)]

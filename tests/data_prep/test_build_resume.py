@@ -18,7 +18,7 @@ SOURCES = [{"type": "emt", "elements": ["Cu", "Al"], "structures_per_task": 4,
 # Runs the build in a child process that SIGKILLs itself while writing the 4th task's shard.
 KILLER = """
 import os, signal, sys
-import data_prep.build as b
+import atomforge.data_prep.build as b
 done = {"tasks": 0, "samples": 0}
 real_run, real_encode = b._run_task, b.encode
 def run(args):
@@ -51,7 +51,7 @@ def test_killed_build_resumes_byte_identical(tmp_path):
     assert list((out / "shards").glob(".*.tmp")), "the interrupted task left a partial shard behind"
     before = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("*.tar")}
 
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     summary = build(BuildConfig(out=str(out), sources=SOURCES, workers=1), progress=False)
     n_tasks = len(list((ref / "parts").glob("*.parquet")))

@@ -7,8 +7,8 @@ import time
 import numpy as np
 from ase.build import bulk, fcc111
 
-from data_prep.structure import Structure
-from data_prep.validate import ValidationConfig, check
+from atomforge.data_prep.structure import Structure
+from atomforge.data_prep.validate import ValidationConfig, check
 
 
 def _s(atoms) -> Structure:

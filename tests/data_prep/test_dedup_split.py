@@ -8,8 +8,8 @@ import pytest
 import pyarrow.parquet as pq
 from ase.build import bulk
 
-from data_prep.split import assign_split
-from data_prep.structure import Structure
+from atomforge.data_prep.split import assign_split
+from atomforge.data_prep.structure import Structure
 from tests.conftest import build_dataset
 
 COPIES = '''
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 
 def make(seed, shift=None, perm=False, nudge=0.0):

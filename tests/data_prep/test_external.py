@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from data_prep import external
+from atomforge.data_prep import external
 
 
 @pytest.mark.parametrize("collect", [1 << 20, 7])  # 7: force every radix pass

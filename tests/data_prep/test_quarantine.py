@@ -11,7 +11,7 @@ BAD_SOURCE = '''
 import numpy as np
 from ase.build import bulk
 from ase.calculators.emt import EMT
-from data_prep.structure import Structure
+from atomforge.data_prep.structure import Structure
 
 
 def good(i):

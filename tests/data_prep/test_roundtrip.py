@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from data_prep.sample_codec import decode
-from data_prep.sources import make_source
+from atomforge.data_prep.sample_codec import decode
+from atomforge.data_prep.sources import make_source
 from tests.conftest import SHARED_DATA, build_dataset
 
 SI = SHARED_DATA / "mlearn" / "Si" / "training.json"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_prep import finalize
-from data_prep.schema import MANIFEST_SCHEMA
+from atomforge.data_prep import finalize
+from atomforge.data_prep.schema import MANIFEST_SCHEMA
 
 
 def test_empty_parts_do_not_pile_up_and_rows_land_in_groups(tmp_path, monkeypatch):

@@ -28,13 +28,13 @@ def test_manifest_digest_is_the_sha256_of_the_stored_bytes(emt_dataset):
     quarantined = pq.read_table(emt_dataset / "quarantine.parquet", columns=["key", "shard", "digest"]).to_pylist()
     stored = stored_digests(emt_dataset)  # duplicates were stored too, before the merge found them
     assert rows and all(r["digest"] == stored[r["key"]] for r in rows + [q for q in quarantined if q["shard"]])
-    from data_prep.build import _error_row
+    from atomforge.data_prep.build import _error_row
 
     assert _error_row("src", "f.xyz:3", "read_error: bad")["digest"] == ""  # no stored bytes, no digest
 
 
 def test_parts_without_digests_get_them_from_their_shards(tmp_path):
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     ref = build_dataset(tmp_path / "ref", SOURCES, workers=1)
     old = build_dataset(tmp_path / "old", SOURCES, workers=1)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.sources import make_source
-from data_prep.split import assign_split
+from atomforge.data_prep.sources import make_source
+from atomforge.data_prep.split import assign_split
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SI = {"type": "mlearn", "path": str(DATA / "mlearn" / "Si" / "training.json"), "chunk": 256}

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from data_prep.sources import make_source
-from data_prep.teachers import get_teacher, weights_file
+from atomforge.data_prep.sources import make_source
+from atomforge.data_prep.teachers import get_teacher, weights_file
 from tests.conftest import REPO, build_dataset
 
 KINDS = {"bulk": 2, "vacancy": 1, "interstitial": 1, "surface": 1, "md": 2}
@@ -26,7 +26,7 @@ def _spec(teacher, **kw):
 
 
 def _read_all(root):
-    from pipeline.evaluate.standard import read_split
+    from atomforge.pipeline.evaluate.standard import read_split
 
     return [s for split in ("train", "val", "test") for s in read_split(str(root), split)]
 
@@ -57,7 +57,7 @@ def test_tiny_build_reads_back_what_the_teacher_computes(tmp_path, teacher):
 def test_batched_labels_match_single_structure_labels():
     t = get_teacher("sevennet:7net-0")
     src = make_source(_spec("sevennet:7net-0", elements=["Si", "C", "Ga", "N", "Ba", "Ti", "O"]))
-    from data_prep.sources import prototypes
+    from atomforge.data_prep.sources import prototypes
 
     rng = np.random.default_rng(0)
     atoms = [prototypes.supercell(prototypes.pick(src.elements, rng)[1], 8, 32) for _ in range(4)]
@@ -67,7 +67,7 @@ def test_batched_labels_match_single_structure_labels():
 
 
 def test_prototypes_span_many_elements_and_families():
-    from data_prep.sources import prototypes
+    from atomforge.data_prep.sources import prototypes
 
     assert len(prototypes.DEFAULT_ELEMENTS) >= 40
     rng = np.random.default_rng(1)
@@ -98,7 +98,7 @@ def test_unknown_teacher_and_unknown_element_are_one_line_errors(tmp_path):
 SLOW = [_spec("tests.data_prep.teacher_calcs:SlowEMT", per_kind={"bulk": 6, "rattle": 6, "vacancy": 6, "md": 4})]
 BUILD = """
 import sys
-from data_prep.build import BuildConfig, build
+from atomforge.data_prep.build import BuildConfig, build
 build(BuildConfig(out=sys.argv[1], sources=%r, workers=2), progress=False)
 """ % (SLOW,)
 
@@ -109,7 +109,7 @@ def _files(root):
 
 
 def test_killed_build_resumes_byte_identical(tmp_path):
-    from data_prep.build import BuildConfig, build
+    from atomforge.data_prep.build import BuildConfig, build
 
     ref = build_dataset(tmp_path / "ref", SLOW, workers=1)
     out = tmp_path / "killed"
@@ -129,7 +129,7 @@ def test_killed_build_resumes_byte_identical(tmp_path):
 
 
 def test_tiny_config_builds_through_the_cli(tmp_path, capsys):
-    from pipeline.cli import main
+    from atomforge.pipeline.cli import main
 
     root = tmp_path / "teacher_tiny"
     assert main(["data", "build", "data=teacher_tiny", f"data.root={root}"]) == 0

@@ -23,9 +23,9 @@ def tiny(tmp_path_factory):
 def test_peer_eval_gives_the_standard_and_rare_event_metrics(tiny, tmp_path, peer):
     from ase.io import read  # noqa: F401 - ASE is what the peers' own calculators use
 
-    from data_prep.teachers import get_teacher
-    from pipeline.evaluate.run import evaluate
-    from pipeline.evaluate.standard import read_split
+    from atomforge.data_prep.teachers import get_teacher
+    from atomforge.pipeline.evaluate.run import evaluate
+    from atomforge.pipeline.evaluate.standard import read_split
 
     rep = evaluate(peer, str(tiny), "test", str(tmp_path / "eval"), make_plots=False)
     structures = list(read_split(str(tiny), "test"))
@@ -45,7 +45,7 @@ def test_peer_eval_gives_the_standard_and_rare_event_metrics(tiny, tmp_path, pee
 
 
 def test_peer_lacking_an_element_is_refused_in_one_line(tmp_path, capsys):
-    from pipeline.cli import main
+    from atomforge.pipeline.cli import main
 
     po = {"type": "teacher", "teacher": "ase.calculators.lj:LennardJones",
           "teacher_kwargs": {"sigma": 2.3, "epsilon": 0.1, "rc": 5.0}, "elements": ["Cu", "Po"],

@@ -10,7 +10,7 @@ from ase.calculators.emt import EMT
 from ase.mep import NEB
 from ase.optimize import FIRE
 
-from pipeline.evaluate import properties as P
+from atomforge.pipeline.evaluate import properties as P
 
 
 class ScaledEMT(Calculator):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from data_prep.sources.silicon_re import SiliconRESource
-from pipeline.evaluate.rare_events import detect_re_atoms, dft_noise_floor, rare_event_metrics, re_mask
+from atomforge.data_prep.sources.silicon_re import SiliconRESource
+from atomforge.pipeline.evaluate.rare_events import detect_re_atoms, dft_noise_floor, rare_event_metrics, re_mask
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 RE_SET = SHARED_DATA / "silicon_re" / "Interstitial-RE_Testing_Set"

@@ -15,6 +15,6 @@ def zero3_run(emt_dataset, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(zero3_run, tmp_path_factory):
-    from pipeline.export import export
+    from atomforge.pipeline.export import export
 
     return export(str(zero3_run), str(tmp_path_factory.mktemp("hub") / "cuau-xs"))

@@ -20,8 +20,8 @@ def vacancy():
 
 
 def test_direct_model_warns_once_in_a_relaxation(exported):
-    from pipeline.export import calculator
-    from pipeline.export.calculator import DirectForcesWarning
+    from atomforge.pipeline.export import calculator
+    from atomforge.pipeline.export.calculator import DirectForcesWarning
 
     atoms = vacancy()
     atoms.calc = calculator(exported)
@@ -34,8 +34,8 @@ def test_direct_model_warns_once_in_a_relaxation(exported):
 
 
 def test_conservative_model_relaxes_the_cu_vacancy(emt_dataset, tmp_path):
-    from pipeline.export import calculator, export
-    from pipeline.export.calculator import DirectForcesWarning
+    from atomforge.pipeline.export import calculator, export
+    from atomforge.pipeline.export.calculator import DirectForcesWarning
 
     run = train(tmp_path / "cons", emt_dataset, steps=30, model={"force_mode": "conservative"}, ckpt_every=30)
     atoms = vacancy()

@@ -16,11 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 def test_eval_of_a_folder_writes_beside_it_and_fills_the_card(exported, emt_dataset, tmp_path):
     from huggingface_hub import ModelCard
 
-    from pipeline.export import load
+    from atomforge.pipeline.export import load
 
     folder = Path(shutil.copytree(exported, tmp_path / "model"))
     assert json.loads((folder / "config.json").read_text())["metrics"] == {}  # exported before any eval
-    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "eval", f"data.root={emt_dataset}",
+    p = subprocess.run([sys.executable, "-m", "atomforge.pipeline.cli", "eval", f"data.root={emt_dataset}",
                         f"eval.model={folder}", "eval.plots=false"], cwd=REPO, capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -16,7 +16,7 @@ def folder(exported, tmp_path):
 
 
 def test_missing_weights(folder):
-    from pipeline.export import load
+    from atomforge.pipeline.export import load
 
     (folder / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="no model.safetensors"):
@@ -24,7 +24,7 @@ def test_missing_weights(folder):
 
 
 def test_wrong_checksum(folder):
-    from pipeline.export import load
+    from atomforge.pipeline.export import load
 
     w = folder / "model.safetensors"
     data = bytearray(w.read_bytes())
@@ -35,7 +35,7 @@ def test_wrong_checksum(folder):
 
 
 def test_newer_format_version(folder):
-    from pipeline.export import FORMAT_VERSION, load
+    from atomforge.pipeline.export import FORMAT_VERSION, load
 
     cfg = json.loads((folder / "config.json").read_text())
     cfg["format_version"] = FORMAT_VERSION + 1
@@ -45,7 +45,7 @@ def test_newer_format_version(folder):
 
 
 def test_not_a_folder(tmp_path):
-    from pipeline.export import load
+    from atomforge.pipeline.export import load
 
     with pytest.raises(FileNotFoundError):
         load(tmp_path / "nothing-here")
@@ -55,7 +55,7 @@ def test_not_a_folder(tmp_path):
 
 
 def test_element_outside_model(exported):
-    from pipeline.export import calculator
+    from atomforge.pipeline.export import calculator
 
     atoms = bulk("Si", "diamond", a=5.43)
     atoms.calc = calculator(exported)
@@ -64,7 +64,7 @@ def test_element_outside_model(exported):
 
 
 def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
-    from pipeline.export import load
+    from atomforge.pipeline.export import load
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -80,8 +80,8 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_push_without_token_or_network(exported, monkeypatch, tmp_path):
-    from pipeline.cli import main
-    from pipeline.export.hub import push
+    from atomforge.pipeline.cli import main
+    from atomforge.pipeline.export.hub import push
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

@@ -15,7 +15,7 @@ def test_fairchem_calculator_md_100_steps(exported):
     from fairchem.core.calculate.ase_calculator import FAIRChemCalculator
     from fairchem.core.units.mlip_unit import load_predict_unit
 
-    from pipeline.export import calculator
+    from atomforge.pipeline.export import calculator
 
     unit = load_predict_unit(str(exported / "inference_ckpt.pt"), inference_settings="traineval", device="cpu")
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))

@@ -20,8 +20,8 @@ def new_data(tmp_path_factory):
 
 
 def _errors(model, root) -> tuple[float, float]:
-    from pipeline.evaluate.standard import read_split
-    from pipeline.export.calculator import predict
+    from atomforge.pipeline.evaluate.standard import read_split
+    from atomforge.pipeline.export.calculator import predict
 
     structs = list(read_split(str(root), "train"))
     preds = predict(model, [s.to_atoms() for s in structs])
@@ -31,7 +31,7 @@ def _errors(model, root) -> tuple[float, float]:
 
 
 def test_finetune_lowers_error_and_records_parent(exported, new_data, tmp_path):
-    from pipeline.export import export, load
+    from atomforge.pipeline.export import export, load
 
     run = train(tmp_path / "ft", new_data, steps=12, lr=3e-3, init_from=str(exported), freeze_backbone_steps=2,
                 deepspeed={"stage": 0}, ema_decay=0.5)
@@ -52,7 +52,7 @@ def test_finetune_lowers_error_and_records_parent(exported, new_data, tmp_path):
 
 
 def test_frozen_backbone_and_fresh_heads(exported, new_data, tmp_path):
-    from pipeline.export import export
+    from atomforge.pipeline.export import export
 
     run = train(tmp_path / "frozen", new_data, steps=2, init_from=str(exported), freeze_backbone_steps=2,
                 init_reinit_heads=True, init_refs="parent", deepspeed={"stage": 0}, final_predictions=0)

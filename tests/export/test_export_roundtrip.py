@@ -13,8 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_export_reproduces_ema_predictions(zero3_run, exported):
-    from pipeline.export import load
-    from pipeline.export.verify import compare
+    from atomforge.pipeline.export import load
+    from atomforge.pipeline.export.verify import compare
 
     rec = json.loads((zero3_run / "final_predictions.json").read_text())
     assert len(rec["structures"]) == 4 and rec["step"] == 4
@@ -26,7 +26,7 @@ def test_export_reproduces_ema_predictions(zero3_run, exported):
     assert (exported / "inference_ckpt.pt").is_file()
     # the raw (non-EMA) weights are a different model: the check is not vacuous
     raw = load(exported)
-    from pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
+    from atomforge.pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 
     raw.load_state_dict(consolidated_state_dict(find_checkpoint(zero3_run), ema=False))
     assert compare(raw, zero3_run)[0] > 1e-4
@@ -36,8 +36,8 @@ def test_export_reproduces_ema_predictions(zero3_run, exported):
                          [(5e-7, 0.0, True), (2e-6, 0.0, False), (3e-6, 1e-6, True), (5e-6, 1e-6, False)])
 def test_round_trip_tolerance_follows_the_models_own_repeatability(tmp_path, monkeypatch, rel, noise, ok):
     """1e-6, widened only to 4x the spread between two evaluations of the same weights (conservative forces)."""
-    import pipeline.export.verify as verify
-    from pipeline.export.hub import _round_trip
+    import atomforge.pipeline.export.verify as verify
+    from atomforge.pipeline.export.hub import _round_trip
 
     (tmp_path / verify.PREDICTIONS).write_text(json.dumps({"step": 7, "structures": []}))
     monkeypatch.setattr(verify, "compare", lambda model, run, repeats=0: (rel, noise if repeats else 0.0))
@@ -51,7 +51,7 @@ def test_round_trip_tolerance_follows_the_models_own_repeatability(tmp_path, mon
 def test_zero3_and_zero0_exports_identical(emt_dataset, tmp_path):
     """lr=0 keeps the seeded initial weights through real steps, so both runs hold the same weights:
     one partitioned over 2 ranks by ZeRO-3, one whole in ZeRO-0. Their exports must match bit for bit."""
-    from pipeline.export import export
+    from atomforge.pipeline.export import export
 
     outs = []
     for stage in (3, 0):

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def conservative(emt_dataset, tmp_path_factory):
-    from pipeline.export import export
+    from atomforge.pipeline.export import export
 
     tmp = tmp_path_factory.mktemp("lammps")
     # a 4 Å cutoff keeps every neighbour (18 in fcc Cu) under max_neighbors=30: the ladder's 6 Å cutoff
@@ -31,8 +31,8 @@ def cell():
 
 
 def test_lammps_nve_conserves_energy(conservative):
-    from pipeline.export import calculator
-    from pipeline.export.lammps import run_nve
+    from atomforge.pipeline.export import calculator
+    from atomforge.pipeline.export.lammps import run_nve
 
     atoms = cell()
     res = run_nve(conservative, atoms, steps=200, dt_fs=1.0, temperature_K=300.0)
@@ -55,7 +55,7 @@ def test_lammps_nve_conserves_energy(conservative):
 
 def test_a_model_failing_inside_lammps_is_an_error(conservative, monkeypatch):
     """ctypes drops exceptions raised in the callback; LAMMPS would carry on with zero forces."""
-    import pipeline.export.lammps as lmp
+    import atomforge.pipeline.export.lammps as lmp
 
     class Broken:
         def predict(self, data):

@@ -21,7 +21,8 @@ def start(run_dir: Path, data_root: Path, faults: dict | None = None, **over) ->
     env.pop("ATOMFORGE_FAULTS", None)
     if faults:
         env["ATOMFORGE_FAULTS"] = json.dumps(faults)
-    code = ("import json,sys; from pipeline.train.config import TrainConfig; from pipeline.train.launch import launch; "
+    code = ("import json,sys; from atomforge.pipeline.train.config import TrainConfig; "
+            "from atomforge.pipeline.train.launch import launch; "
             f"sys.exit(launch(TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg))}))))")
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     log = open(Path(run_dir) / "launch.log", "a")
@@ -60,7 +61,7 @@ def wait_for_step(run_dir: Path, proc: subprocess.Popen, step: int, timeout: flo
 def rank_pid(proc: subprocess.Popen, rank: int) -> int:
     for p in psutil.Process(proc.pid).children(recursive=True):
         try:
-            if "pipeline.train.worker" in " ".join(p.cmdline()) and p.environ().get("RANK") == str(rank):
+            if "atomforge.pipeline.train.worker" in " ".join(p.cmdline()) and p.environ().get("RANK") == str(rank):
                 return p.pid
         except psutil.Error:
             continue

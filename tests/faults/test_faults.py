@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from pipeline.train.checkpoint import complete_checkpoints
-from pipeline.train.signals import EXIT_REQUEUE, preempted
+from atomforge.pipeline.train.checkpoint import complete_checkpoints
+from atomforge.pipeline.train.signals import EXIT_REQUEUE, preempted
 import fault_runs as runs
 
 pytestmark = pytest.mark.slow

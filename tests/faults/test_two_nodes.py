@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_torchrun_nodes_train_together(emt_dataset, tmp_path):
-    from pipeline.train.config import TrainConfig
+    from atomforge.pipeline.train.config import TrainConfig
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -29,7 +29,8 @@ def test_two_torchrun_nodes_train_together(emt_dataset, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    nodes = [subprocess.Popen([sys.executable, "-m", "pipeline.train.node", "--nnodes", "2", "--nproc-per-node", "1",
+    nodes = [subprocess.Popen([sys.executable, "-m", "atomforge.pipeline.train.node", "--nnodes", "2",
+                               "--nproc-per-node", "1",
                                "--node-rank", str(i), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
                                "--rdzv-id", "two-nodes", "--max-restarts", "0", str(cfg_path)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pipeline.train.callbacks.faults import from_env
-from pipeline.train.callbacks.loss_guard import LossGuardCallback
-from pipeline.train.guard import LossGuard, NonFiniteLoss
-from pipeline.train.node import LaunchError, check_slurm_layout
-from pipeline.train.signals import Preemption
+from atomforge.pipeline.train.callbacks.faults import from_env
+from atomforge.pipeline.train.callbacks.loss_guard import LossGuardCallback
+from atomforge.pipeline.train.guard import LossGuard, NonFiniteLoss
+from atomforge.pipeline.train.node import LaunchError, check_slurm_layout
+from atomforge.pipeline.train.signals import Preemption
 
 
 def test_one_srun_task_per_node_is_enforced():

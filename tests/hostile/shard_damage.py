@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.sample_codec import npz_bytes, read_npz
+from atomforge.data_prep.sample_codec import npz_bytes, read_npz
 
 BAD_FORCE = 1234.5
 

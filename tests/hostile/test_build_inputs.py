@@ -204,7 +204,7 @@ def test_bad_frames_through_the_cli(tmp_path, tally):
     out = tmp_path / "data"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cli = Path(sys.executable).with_name("atomforge")
-    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "pipeline.cli"]
+    cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "atomforge.pipeline.cli"]
     p = subprocess.run(cmd + ["data", "build", "data=emt_demo", f"paths.data={out}",
                         f"data.build.sources=[{{type:extxyz,path:'{d}'}}]", "data.build.workers=1",
                         "data.build.split={train:1.0}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

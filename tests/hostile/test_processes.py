@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def start_training(run: Path, data: Path, steps: int = 400) -> subprocess.Popen:
     args = ["train", f"run_dir={run}", f"data.root={data}", f"train.steps={steps}", "train.wandb=false",
             "train.progress=false", "train.max_atoms=64", "train.ckpt_every=0", "world_size=2", "deepspeed=zero2"]
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "atomforge.pipeline.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -44,7 +44,7 @@ def test_sigkilled_launcher_leaves_no_ranks(emt_dataset, tmp_path, tally, ledger
     try:
         wait_for_steps(run, proc, 1)
         family = psutil.Process(proc.pid).children(recursive=True)
-        ranks = [p for p in family if "RANK" in p.environ() and "pipeline.train.worker" in p.cmdline()]
+        ranks = [p for p in family if "RANK" in p.environ() and "atomforge.pipeline.train.worker" in p.cmdline()]
         assert len(ranks) == 2 and len(family) >= 3  # torchrun and its two ranks
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -68,7 +68,7 @@ def test_second_training_into_a_busy_run_folder_is_refused(emt_dataset, tmp_path
     try:
         wait_for_steps(run, first, 1)
         cfg_before = (run / "train_config.json").read_text()
-        second = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", f"run_dir={run}",
+        second = subprocess.run([sys.executable, "-m", "atomforge.pipeline.cli", "train", f"run_dir={run}",
                                  f"data.root={emt_dataset}", "train.steps=3", "train.wandb=false"], cwd=REPO,
                                 capture_output=True, text=True, timeout=120)
         err = second.stderr.strip().splitlines()

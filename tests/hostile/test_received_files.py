@@ -41,7 +41,8 @@ def plant(path: Path, marker: Path, key: str = "payload"):
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ATOMFORGE_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "atomforge.pipeline.cli", *args], cwd=REPO, env=env,
+                           capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -109,7 +110,7 @@ def test_export_and_eval_refuse_pickled_code(runs, emt_dataset, tmp_path, tally,
 
 @pytest.fixture(scope="module")
 def export_dir(runs, tmp_path_factory):
-    from pipeline.export import export
+    from atomforge.pipeline.export import export
 
     return export(str(runs["z0"]), str(tmp_path_factory.mktemp("hub") / "model"))
 
@@ -125,9 +126,9 @@ def _resign(folder: Path, key: str):
 
 
 def test_fairchem_checkpoint_payload_refused(export_dir, tmp_path, tally):
-    from pipeline.export import fairchem_calculator
-    from pipeline.export.files import UnsafeFolderError
-    from pipeline.train.safe_load import UnsafeFileError
+    from atomforge.pipeline.export import fairchem_calculator
+    from atomforge.pipeline.export.files import UnsafeFolderError
+    from atomforge.pipeline.train.safe_load import UnsafeFileError
 
     tally.tried(3)
     marker = tmp_path / "marker"
@@ -159,7 +160,7 @@ def test_fairchem_checkpoint_payload_refused(export_dir, tmp_path, tally):
 def test_fairchem_calculator_matches_ours(export_dir, tally):
     from ase.build import bulk
 
-    from pipeline.export import calculator, fairchem_calculator
+    from atomforge.pipeline.export import calculator, fairchem_calculator
 
     tally.tried()
     a = bulk("Cu", "fcc", a=3.61, cubic=True)
@@ -171,8 +172,8 @@ def test_fairchem_calculator_matches_ours(export_dir, tally):
 
 
 def test_tampered_or_linked_weights_refused(export_dir, tmp_path, tally):
-    from pipeline.export import load
-    from pipeline.export.files import UnsafeFolderError
+    from atomforge.pipeline.export import load
+    from atomforge.pipeline.export.files import UnsafeFolderError
 
     tally.tried(4)
     d = Path(shutil.copytree(export_dir, tmp_path / "a"))
@@ -200,8 +201,8 @@ def test_tampered_or_linked_weights_refused(export_dir, tmp_path, tally):
 
 
 def test_export_never_deletes_user_files(runs, export_dir, tmp_path, tally, monkeypatch):
-    from pipeline.export import export
-    from pipeline.export.files import UnsafeFolderError
+    from atomforge.pipeline.export import export
+    from atomforge.pipeline.export.files import UnsafeFolderError
 
     tally.tried(4)
     run = received(runs, "z0", tmp_path)
@@ -218,7 +219,7 @@ def test_export_never_deletes_user_files(runs, export_dir, tmp_path, tally, monk
     # replacing an old export: a failure half-way leaves the old one whole
     old = Path(shutil.copytree(export_dir, tmp_path / "old"))
     want = digest(old)
-    import pipeline.export.fairchem_ckpt as fc
+    import atomforge.pipeline.export.fairchem_ckpt as fc
 
     monkeypatch.setattr(fc, "write_inference_checkpoint", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.integrity import CorruptShard
-from data_prep.sample_codec import decode
-from pipeline.data.loader import CorruptInput, LoaderConfig, ShardBatches
-from pipeline.evaluate.standard import read_split
+from atomforge.data_prep.integrity import CorruptShard
+from atomforge.data_prep.sample_codec import decode
+from atomforge.pipeline.data.loader import CorruptInput, LoaderConfig, ShardBatches
+from atomforge.pipeline.evaluate.standard import read_split
 from shard_damage import (BAD_FORCE, copy_dataset, drop_digests, drop_shard_hashes, edit_energy, flip_force,
                           rewrite_force_consistently, sha, swap, train_shards, truncate)
 
@@ -181,7 +181,7 @@ def test_swapped_shards_are_refused_or_read_where_their_bytes_are(emt_dataset, t
 
 def test_skips_in_loader_worker_processes_are_counted(emt_dataset, tmp_path):
     """The count lives in shared memory: the trainer reads it in the main process while workers do the reading."""
-    from pipeline.data.loader import make_loader
+    from atomforge.pipeline.data.loader import make_loader
 
     root = copy_dataset(emt_dataset, tmp_path / "workers")
     key = flip_force(train_shards(root)[1])
@@ -191,7 +191,7 @@ def test_skips_in_loader_worker_processes_are_counted(emt_dataset, tmp_path):
 
 
 def test_each_epoch_hashes_a_shard_once_and_a_failed_shard_is_reread_by_digests(emt_dataset, tmp_path, monkeypatch):
-    import data_prep.integrity as integrity
+    import atomforge.data_prep.integrity as integrity
 
     opened = []
     real = integrity.ShardReader.__init__
@@ -265,7 +265,7 @@ def test_read_npz_rejects_a_flipped_byte_in_any_array_header_or_stored_crc(emt_d
     import struct
     import tarfile
 
-    from data_prep.sample_codec import read_npz
+    from atomforge.data_prep.sample_codec import read_npz
 
     shard = train_shards(emt_dataset)[0]
     with tarfile.open(shard) as t:
@@ -295,14 +295,15 @@ def _first_read_shard(root: Path) -> Path:
 
 def cli_train(root: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ATOMFORGE_DEBUG"}
-    cmd = [sys.executable, "-m", "pipeline.cli", "train", f"data.root={root}", f"run_dir={run_dir}", "world_size=1",
+    cmd = [sys.executable, "-m", "atomforge.pipeline.cli", "train", f"data.root={root}", f"run_dir={run_dir}",
+           "world_size=1",
            "train.steps=2", "train.max_atoms=128", "train.warmup_steps=1", "train.ckpt_every=0", "train.wandb=false",
            "train.progress=false", "train.final_predictions=0", *extra]
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_on_error_is_a_train_setting_of_the_cli(emt_dataset, capsys):
-    from pipeline.cli import _plain, compose, main, train_config
+    from atomforge.pipeline.cli import _plain, compose, main, train_config
 
     tc = train_config(_plain(compose([f"data.root={emt_dataset}", "train.on_error=skip"])))
     assert tc.on_error == "skip" and train_config(_plain(compose([f"data.root={emt_dataset}"]))).on_error == "raise"

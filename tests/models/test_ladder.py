@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.models.describe import active_parameters, count_parameters, flops_per_atom, sample_batch
-from pipeline.models.ladder import LADDER
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.describe import active_parameters, count_parameters, flops_per_atom, sample_batch
+from atomforge.pipeline.models.ladder import LADDER
+from atomforge.pipeline.models.potential import build_model
 
 
 def test_ladder_sizes_land_on_targets():
@@ -23,7 +23,7 @@ def test_mixture_reports_total_and_active():
 
 
 def test_mixture_trains_both_force_modes():
-    from pipeline.models.config import ModelConfig
+    from atomforge.pipeline.models.config import ModelConfig
 
     batch = sample_batch()
     for mode in ("direct", "conservative"):

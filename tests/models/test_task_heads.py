@@ -6,8 +6,8 @@ import torch
 from ase.build import bulk
 from fairchem.core.datasets.atomic_data import AtomicData, atomicdata_list_to_batch
 
-from pipeline.models.config import ModelConfig
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.potential import build_model
 
 
 def _same_structure_two_tasks(tasks=("mptrj", "omat")):
@@ -40,8 +40,8 @@ def test_shared_head_gives_equal_energies_and_unknown_task_is_named():
 
 
 def _si_batch(tasks):
-    from data_prep.structure import Structure
-    from pipeline.data.convert import structures_to_batch
+    from atomforge.data_prep.structure import Structure
+    from atomforge.pipeline.data.convert import structures_to_batch
 
     a = bulk("Si", "diamond", a=5.43, cubic=True)
     a.rattle(0.05, seed=1)
@@ -74,7 +74,7 @@ def test_each_task_adds_its_own_element_references_and_unnamed_structures_run_th
 
 @pytest.mark.parametrize("mode", ["direct", "conservative"])
 def test_single_task_view_computes_exactly_what_that_head_computes(mode):
-    from pipeline.models.tasks import single_task
+    from atomforge.pipeline.models.tasks import single_task
 
     model = _three_heads(mode)
     for task in model.tasks:
@@ -88,7 +88,7 @@ def test_single_task_view_computes_exactly_what_that_head_computes(mode):
 
 
 def test_a_new_task_starts_as_a_copy_of_its_source_head_with_its_own_references():
-    from pipeline.models.tasks import add_task
+    from atomforge.pipeline.models.tasks import add_task
 
     model = _three_heads("direct")
     cfg, sd = add_task(model.cfg, model.state_dict(), "target", "teacher", {"14": -7.0})

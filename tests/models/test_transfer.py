@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.models.config import ModelConfig
-from pipeline.models.describe import sample_batch
-from pipeline.models.transfer import convert_force_mode, load_checkpoint_weights
-from pipeline.models.potential import build_model
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.describe import sample_batch
+from atomforge.pipeline.models.transfer import convert_force_mode, load_checkpoint_weights
+from atomforge.pipeline.models.potential import build_model
 
 
 def test_direct_weights_give_the_same_energy_in_conservative_mode(tmp_path):

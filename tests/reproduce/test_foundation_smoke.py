@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from atomforge.pipeline.cli import main
 
 SI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mlearn" / "Si"
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipeline.cli import main
+from atomforge.pipeline.cli import main
 
 
 PUBLISHED_ROWS = {

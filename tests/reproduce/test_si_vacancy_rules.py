@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from ase.geometry import find_mic
 
-from pipeline.evaluate.properties import crystal_cell, vacancy_hop_endpoints
-from pipeline.reproduce.si_vacancy import better, distance_to_band, ground_state_lattice, reference_band
+from atomforge.pipeline.evaluate.properties import crystal_cell, vacancy_hop_endpoints
+from atomforge.pipeline.reproduce.si_vacancy import better, distance_to_band, ground_state_lattice, reference_band
 from tests.conftest import SHARED_DATA
 
 MLEARN_SI = SHARED_DATA / "mlearn" / "Si" / "training.json"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 
-from data_prep.sources.emt import EMTSource
+from atomforge.data_prep.sources.emt import EMTSource
 
 
 class FlakyEMT(EMTSource):

@@ -25,7 +25,8 @@ def outputs(root: Path) -> dict[str, bytes]:
 
 def cli_build(slurm, out: Path, *extra, env_extra=None, rc=0) -> subprocess.CompletedProcess:
     env = dict(slurm.env, PYTHONPATH=str(REPO), **({"ATOMFORGE_DEBUG": "1"} if rc == 0 else {}), **(env_extra or {}))
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "data", "build", f"data.root={out}", HYDRA_SOURCES,
+    res = subprocess.run([sys.executable, "-m", "atomforge.pipeline.cli", "data", "build", f"data.root={out}",
+                          HYDRA_SOURCES,
                           *extra], env=env, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert res.returncode == rc, res.stderr[-3000:] + res.stdout[-2000:]
     return res

@@ -19,7 +19,7 @@ TRAIN = ["world_size=2", "train.steps=6", "train.max_atoms=128", "train.ckpt_eve
 
 def submit(slurm, data: Path, run_dir: Path, *extra) -> str:
     env = dict(slurm.env, PYTHONPATH=str(REPO), ATOMFORGE_DEBUG="1")
-    res = subprocess.run([sys.executable, "-m", "pipeline.cli", "train", *TRAIN, f"data.root={data}",
+    res = subprocess.run([sys.executable, "-m", "atomforge.pipeline.cli", "train", *TRAIN, f"data.root={data}",
                           f"run_dir={run_dir}", *extra], env=env, capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "submitted SLURM job" in res.stdout
@@ -86,8 +86,8 @@ def test_preempted_job_requeues_and_matches_uninterrupted(slurm, emt_dataset, un
 
 
 def test_sweep_array_runs_with_a_concurrency_limit(slurm, emt_dataset, tmp_path, monkeypatch):
-    from pipeline.train.config import TrainConfig
-    from pipeline.train.submit import submit_array
+    from atomforge.pipeline.train.config import TrainConfig
+    from atomforge.pipeline.train.submit import submit_array
 
     monkeypatch.setenv("SLURM_CONF", slurm.env["SLURM_CONF"])
     runs = [TrainConfig.from_dict({"run_dir": str(tmp_path / f"r{i}"), "data_root": str(emt_dataset), "steps": 2,

@@ -15,11 +15,11 @@ def digest() -> dict:
 
 
 def test_fit_into_committed_results_is_refused():
-    from pipeline.sweep.cli import committed_files
+    from atomforge.pipeline.sweep.cli import committed_files
 
     assert "fit.json" in committed_files(COMMITTED)
     before = digest()
-    p = subprocess.run([sys.executable, "-m", "pipeline.cli", "sweep", "fit", "sweep=emt_demo"], cwd=REPO,
+    p = subprocess.run([sys.executable, "-m", "atomforge.pipeline.cli", "sweep", "fit", "sweep=emt_demo"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     err = p.stderr.strip().splitlines()
     assert p.returncode == 2 and err and "holds committed results" in err[-1] and "sweep.overwrite=true" in err[-1]
@@ -27,6 +27,6 @@ def test_fit_into_committed_results_is_refused():
 
 
 def test_untracked_report_dir_is_written(tmp_path):
-    from pipeline.sweep.cli import committed_files
+    from atomforge.pipeline.sweep.cli import committed_files
 
     assert committed_files(tmp_path) == []

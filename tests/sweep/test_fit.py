@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.sweep.analyze import analyze
-from pipeline.sweep.fit import FitError, Law, bootstrap, compute_optimal, fit_1d, fit_law
+from atomforge.pipeline.sweep.analyze import analyze
+from atomforge.pipeline.sweep.fit import FitError, Law, bootstrap, compute_optimal, fit_1d, fit_law
 
 TRUE = Law(E=0.05, A=30.0, alpha=0.35, B=200.0, beta=0.4)
 

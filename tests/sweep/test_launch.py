@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.sweep import status
+from atomforge.pipeline.cli import main
+from atomforge.pipeline.sweep import status
 
 
 @pytest.mark.slow

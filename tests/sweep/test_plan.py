@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.cli import compose, _plain
-from pipeline.sweep import status
-from pipeline.sweep.plan import make_plan
-from pipeline.sweep.spec import SweepSpec
+from atomforge.pipeline.cli import compose, _plain
+from atomforge.pipeline.sweep import status
+from atomforge.pipeline.sweep.plan import make_plan
+from atomforge.pipeline.sweep.spec import SweepSpec
 
 
 def test_cluster_plan_is_sane(tmp_path):

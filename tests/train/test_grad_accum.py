@@ -8,8 +8,8 @@ import pytest
 import torch
 from fairchem.core.datasets.atomic_data import atomicdata_list_to_batch
 
-from pipeline.data.loader import LoaderConfig, make_loader
-from pipeline.train.config import TrainConfig
+from atomforge.pipeline.data.loader import LoaderConfig, make_loader
+from atomforge.pipeline.train.config import TrainConfig
 
 
 def _port() -> int:
@@ -19,7 +19,7 @@ def _port() -> int:
 
 
 def one_step(tc: TrainConfig, batches) -> tuple[dict, dict]:
-    from pipeline.train.trainer import Trainer
+    from atomforge.pipeline.train.trainer import Trainer
 
     t = Trainer(tc)
     t.stream = iter(batches)  # the step's micro-batches, chosen by the test
@@ -35,7 +35,7 @@ def one_step(tc: TrainConfig, batches) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def one_rank():
     """A 1-rank process group in this process (DeepSpeed keeps its groups: one per module, not per test)."""
-    from pipeline.train.trainer import init_distributed
+    from atomforge.pipeline.train.trainer import init_distributed
 
     with pytest.MonkeyPatch.context() as mp:
         for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",

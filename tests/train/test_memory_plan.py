@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.train.memory_plan import plan, saved_activation_bytes, state_bytes
+from atomforge.pipeline.train.memory_plan import plan, saved_activation_bytes, state_bytes
 
 
 def test_zero_stages_partition_what_they_should():

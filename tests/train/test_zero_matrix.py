@@ -7,7 +7,7 @@ import math
 import pytest
 
 from helpers import train
-from pipeline.train.config import DeepSpeedConfig, TrainConfig
+from atomforge.pipeline.train.config import DeepSpeedConfig, TrainConfig
 
 
 def rows(run_dir) -> list[dict]:
@@ -25,7 +25,7 @@ def test_zero3_conservative_is_refused_with_the_alternative(tmp_path):
 
 
 def test_cli_refuses_zero3_conservative_in_one_line(capsys, emt_dataset, tmp_path):
-    from pipeline.cli import main
+    from atomforge.pipeline.cli import main
 
     rc = main(["train", "deepspeed=zero3", "model.force_mode=conservative", f"data.root={emt_dataset}",
                f"run_dir={tmp_path}"])
@@ -77,7 +77,7 @@ def test_bf16_direct_zero2_loss_falls(emt_dataset, tmp_path):
 
 
 def test_bf16_is_autocast_over_fp32_weights():
-    from pipeline.train.trainer import deepspeed_json
+    from atomforge.pipeline.train.trainer import deepspeed_json
 
     cfg = deepspeed_json(TrainConfig(run_dir="", data_root="", deepspeed=DeepSpeedConfig(stage=2, bf16=True)))
     assert cfg["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"} and not cfg.get("bf16", {}).get("enabled")

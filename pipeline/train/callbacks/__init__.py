@@ -1,14 +1,14 @@
 """The trainer's callbacks (protocol in base.py) and the set a training run uses."""
 from __future__ import annotations
 
-from pipeline.train.callbacks.base import Callback
-from pipeline.train.callbacks.checkpointing import CheckpointCallback, PreemptionCallback
-from pipeline.train.callbacks.ema import EMACallback
-from pipeline.train.callbacks.final_predictions import FinalPredictionsCallback
-from pipeline.train.callbacks.loss_guard import LossGuardCallback
-from pipeline.train.callbacks.metrics import MetricsCallback
-from pipeline.train.callbacks.profiler import ProfilerCallback
-from pipeline.train.config import TrainConfig
+from atomforge.pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train.callbacks.checkpointing import CheckpointCallback, PreemptionCallback
+from atomforge.pipeline.train.callbacks.ema import EMACallback
+from atomforge.pipeline.train.callbacks.final_predictions import FinalPredictionsCallback
+from atomforge.pipeline.train.callbacks.loss_guard import LossGuardCallback
+from atomforge.pipeline.train.callbacks.metrics import MetricsCallback
+from atomforge.pipeline.train.callbacks.profiler import ProfilerCallback
+from atomforge.pipeline.train.config import TrainConfig
 
 __all__ = ["Callback", "default_callbacks"]
 

@@ -1,7 +1,7 @@
 """The trainer's callback protocol: every hook is a no-op here; a callback overrides the ones it needs.
 
 The trainer calls each hook on its callbacks in list order, on every rank (a hook that runs a collective runs
-it on all ranks alike). `trainer` is the pipeline.train.trainer.Trainer.
+it on all ranks alike). `trainer` is the atomforge.pipeline.train.trainer.Trainer.
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.train import signals
-from pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train import signals
+from atomforge.pipeline.train.callbacks.base import Callback
 
 log = logging.getLogger(__name__)
 

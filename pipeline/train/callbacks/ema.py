@@ -1,8 +1,8 @@
 """EMA of the weights, updated after each optimizer step; checkpoints and final predictions read trainer.ema."""
 from __future__ import annotations
 
-from pipeline.train.callbacks.base import Callback
-from pipeline.train.ema import EMA
+from atomforge.pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train.ema import EMA
 
 
 class EMACallback(Callback):

@@ -1,6 +1,6 @@
 """Fault injection for the fault-tolerance tests (tests/faults), as a callback. Those tests start real ranks in
 subprocesses, so the plan travels in ATOMFORGE_FAULTS (JSON): `from_env`, called once at a rank's start-up
-(pipeline.train.worker), is the only place that reads it; unset, no callback is added.
+(atomforge.pipeline.train.worker), is the only place that reads it; unset, no callback is added.
 
 {"nan_loss": {"3": 1, "5": 99}}            the first 1 (99) batches drawn for optimizer step 3 (5) get a NaN loss
 {"kill_in_save": {"step": 4, "rank": 0}}   SIGKILL that rank after its checkpoint files are written, before commit
@@ -11,7 +11,7 @@ import json
 import os
 import signal
 
-from pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train.callbacks.base import Callback
 
 
 class FaultCallback(Callback):

@@ -2,8 +2,8 @@
 for checking exports against (final_predictions.json)."""
 from __future__ import annotations
 
-from pipeline.train.callbacks.base import Callback
-from pipeline.train.final_predictions import PREDICTIONS, record_predictions
+from atomforge.pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train.final_predictions import PREDICTIONS, record_predictions
 
 
 class FinalPredictionsCallback(Callback):

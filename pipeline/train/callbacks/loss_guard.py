@@ -2,8 +2,8 @@
 summary and the checkpoint (so a resumed run goes on counting)."""
 from __future__ import annotations
 
-from pipeline.train.callbacks.base import Callback
-from pipeline.train.guard import LossGuard
+from atomforge.pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train.guard import LossGuard
 
 
 class LossGuardCallback(Callback):

@@ -2,8 +2,8 @@
 validation."""
 from __future__ import annotations
 
-from pipeline.train.callbacks.base import Callback
-from pipeline.train.logger import MetricsLogger
+from atomforge.pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train.logger import MetricsLogger
 
 
 class MetricsCallback(Callback):

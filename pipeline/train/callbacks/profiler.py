@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from pipeline.train.callbacks.base import Callback
+from atomforge.pipeline.train.callbacks.base import Callback
 
 SECTIONS = ("loader", "forward", "backward", "optimizer")
 
