@@ -10,6 +10,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def readable_log_y(ax) -> None:
+    """Labelled ticks on a log y axis however narrow its range (matplotlib labels only decades): denser
+    1-2-5 style steps the fewer decades the axis spans, minor ticks off."""
+    from matplotlib import ticker
+
+    lo, hi = ax.get_ylim()
+    decades = np.log10(hi / lo)
+    subs = ((1.0, 2.0, 5.0) if decades > 2 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades > 0.8
+            else (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0))
+    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_locator(ticker.NullLocator())
+
+
 def save_figure(fig, path: Path) -> str:
     """Lay out, write at the reports' resolution, free the figure; returns the file name."""
     fig.tight_layout()

@@ -30,7 +30,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from atomforge.pipeline.evaluate.plots import save_figure
+    from atomforge.pipeline.evaluate.plots import readable_log_y, save_figure
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     xs = [counts[f] for f in fractions]
@@ -47,6 +47,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Pa
         a.set_xticks(xs)
         a.set_xticklabels([f"{counts[f]}\n({100 * f:g}%)" for f in fractions], fontsize=7)
         a.minorticks_off()
+        readable_log_y(a)
         a.legend(fontsize=7)
     return save_figure(fig, out / "force_mae_vs_data.png")
 

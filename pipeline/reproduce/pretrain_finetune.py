@@ -40,9 +40,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import ticker
-
-    from atomforge.pipeline.evaluate.plots import save_figure
+    from atomforge.pipeline.evaluate.plots import readable_log_y, save_figure
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     for key, style in (("scratch", "k-o"), ("no_si", "-s"), ("with_si_re", "-^")):
@@ -62,9 +60,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
         a.set_xticks(xs)
         a.set_xticklabels([f"{counts[f]}\n({100 * f:g}%)" for f in fractions], fontsize=7)
         a.minorticks_off()
-        # a narrow log range needs more than 1 label
-        a.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
-        a.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        readable_log_y(a)
         a.legend(fontsize=7)
     return save_figure(fig, out / "force_mae_vs_data.png")
 

@@ -36,7 +36,10 @@ def _fit_and_forecast(ax, x, y, lo, hi, color, lab=None):
     """The law drawn solid over the data it fits and dashed where it forecasts."""
     inside = (x >= lo) & (x <= hi)
     ax.plot(x[inside], y[inside], color=color, lw=1, label=lab)
-    ax.plot(x[x >= hi], y[x >= hi], color=color, lw=1, ls="--")
+    beyond = np.flatnonzero(x > hi)
+    if beyond.size:  # start the dashed part at the last point inside, so the two parts join
+        start = max(beyond[0] - 1, 0)
+        ax.plot(x[start:], y[start:], color=color, lw=1, ls="--")
 
 
 def plot_loss_vs_D(rows, law, path: Path, loss: str, n_col: str, d_col: str) -> str:
@@ -76,15 +79,16 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
         _fit_and_forecast(ax, nn, law(nn, d), N.min(), N.max(), col, f"C={c_budget:.2g} FLOPs")
     sc = ax.scatter(N, L, c=np.log10(C), cmap="plasma", edgecolor="k", s=25)
     fig.colorbar(sc, ax=ax, label="log10 compute of run")
-    ax.plot(co["N_opt"], co["L_opt"], "k--", lw=1, label="N*(C)")
+    ax.plot(co["N_opt"], co["L_opt"], "k:", lw=1, label="N*(C)")
     ax.set(xscale="log", yscale="log", xlabel=label(n_col), ylabel=label(loss), ylim=(L.min() / 3, L.max() * 3),
            title="iso-FLOP curves of the fitted law (dashed: forecast)")
     ax.legend(fontsize=7)
     paths.append(str(out / save_figure(fig, out / "isoflop.png")))
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.plot(co["C"], co["N_opt"], "C0-", label="N*(C)")
-    ax.plot(co["C"], co["D_opt"], "C1-", label="D*(C) (atoms)")
+    cc = np.asarray(co["C"], float)
+    _fit_and_forecast(ax, cc, np.asarray(co["N_opt"], float), C.min(), C.max(), "C0", "N*(C)")
+    _fit_and_forecast(ax, cc, np.asarray(co["D_opt"], float), C.min(), C.max(), "C1", "D*(C) (atoms)")
     if co.get("band95"):
         ax.fill_between(co["C"], *co["band95"]["N_opt"], color="C0", alpha=0.2, lw=0, label="95% band (bootstrap)")
         ax.fill_between(co["C"], *co["band95"]["D_opt"], color="C1", alpha=0.2, lw=0)
@@ -92,6 +96,7 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
     ax.scatter(C, D, color="C1", s=12, alpha=0.6, label="runs: D")
     ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N (parameters), D (atoms)",
            title=f"compute-optimal frontier: N*~C^{co['N_exponent']:.2f}, D*~C^{co['D_exponent']:.2f}")
+    ax.plot([], [], "k--", lw=1, label="forecast (beyond the runs' compute)")
     ax.legend(fontsize=8)
     paths.append(str(out / save_figure(fig, out / "frontier.png")))
     return paths
