@@ -65,7 +65,8 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
         "format_version": FORMAT_VERSION,
         "library": "atomforge",
         "name": out_p.name,
-        "architecture": mcfg.to_dict(),
+        # compile is a runtime choice, not architecture
+        "architecture": {k: v for k, v in mcfg.to_dict().items() if k not in ("compile", "compile_backend")},
         "ladder_name": mcfg.name,
         "backbone": {k: v for k, v in bb.items() if isinstance(v, (int, float, str, bool))},
         "cutoff": bb["cutoff"],

@@ -18,9 +18,11 @@ class DirectForcesWarning(UserWarning):
 class AtomforgeCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, model, device: str = "cpu", task: str | None = None, **kw):
+    def __init__(self, model, device: str = "cpu", task: str | None = None, compile: bool = False, **kw):
         super().__init__(**kw)
         self.model = model.to(device).eval()
+        if compile and not self.model.compiled:
+            self.model.compile_network(training=False)
         self.device = device
         self.task = task
         self._moves = 0  # calls where only positions changed: an optimizer or an integrator is stepping
@@ -45,8 +47,10 @@ class AtomforgeCalculator(Calculator):
         return {"stress"} if self.model.cfg.stress else set()
 
 
-def calculator(path_or_model, device: str = "cpu", task: str | None = None) -> AtomforgeCalculator:
-    """`task`: the energy head of a model with one head per dataset (default: the head it was exported with)."""
-    if isinstance(path_or_model, torch.nn.Module):
-        return AtomforgeCalculator(path_or_model, device, task)
-    return AtomforgeCalculator(load(path_or_model, device), device, task)
+def calculator(path_or_model, device: str = "cpu", task: str | None = None,
+               compile: bool = False) -> AtomforgeCalculator:
+    """`task`: the energy head of a model with one head per dataset (default: the head it was exported with).
+    `compile`: torch.compile the network (dynamic shapes): the first call compiles (tens of seconds on CPU), later
+    calls of any cell size reuse it; worth it for long MD, not for a few single points."""
+    model = path_or_model if isinstance(path_or_model, torch.nn.Module) else load(path_or_model, device)
+    return AtomforgeCalculator(model, device, task, compile)

@@ -21,6 +21,12 @@ class ModelConfig:
     # with tasks: each task's own element references {task: {Z: eV}} (every dataset has its own energy zero);
     # a task without an entry uses the model's element references
     task_references: dict = field(default_factory=dict)
+    # torch.compile the backbone + heads (dynamic shapes, as fairchem's predictor does); a runtime choice, not
+    # architecture: exported folders never carry it, and a graph that cannot compile runs eager with a warning
+    compile: bool = False
+    # torch.compile backend: "inductor" generates kernels (the fast one); "aot_eager" traces the same graphs,
+    # forward and backward, without code generation (seconds, for checking a model compiles)
+    compile_backend: str = "inductor"
 
     def __post_init__(self):
         check_types(self, "model.")

@@ -11,8 +11,11 @@ without a task name (evaluation, calculators) runs `cfg.default_task`.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
+from torch._dynamo.exc import TorchDynamoException
 
 from fairchem.core.models.base import HydraModel
 
@@ -24,6 +27,7 @@ _HEAD = "fairchem.core.models.uma.escn_md."
 _ESCAIP = "fairchem.core.models.escaip.EScAIP."
 _PER_TASK = "fairchem.core.models.uma.escn_moe.DatasetSpecificMoEWrapper"
 MAX_Z = 100
+log = logging.getLogger(__name__)
 
 
 def _ref_table(refs: dict | None) -> torch.Tensor:
@@ -77,6 +81,39 @@ class Potential(nn.Module):
                                                             for t in self.tasks])
         self.energy_scale = float(energy_scale)
         self.cutoff = kw["cutoff"] if "cutoff" in kw else kw["max_radius"]
+        self.compiled = False
+
+    def compile_network(self, training: bool, zero_stage: int = 0, backend: str = "inductor") -> bool:
+        """torch.compile the backbone + heads in place (nn.Module.compile: state_dict keys unchanged) with dynamic
+        shapes, so packed batches of any size share one graph; graph construction stays eager (fairchem disables
+        compile there). False, with a one-line warning, where compiled training cannot work. `backend="eager"`
+        traces the same graphs without generating kernels (seconds; the CPU test mode of bench/gpu_check)."""
+        why = None
+        if training and self.cfg.force_mode == "conservative":
+            why = "conservative forces in training need a double backward, which torch.compile does not support"
+        elif training and zero_stage == 3:
+            why = "ZeRO-3 gathers parameters in hooks that a compiled graph does not see"
+        if why:
+            log.warning("model.compile: %s; training eager", why)
+            return False
+        # fairchem's graph code reads batch sizes with .item(): an expected graph break, whose multi-line torch
+        # warning would otherwise fill every training log
+        logging.getLogger("torch._dynamo.variables.tensor").setLevel(logging.ERROR)
+        self.model.compile(dynamic=True, backend=backend)
+        self.compiled = True
+        return True
+
+    def _network(self, batch) -> dict:
+        if not self.compiled:
+            return self.model(batch)
+        try:
+            return self.model(batch)
+        except TorchDynamoException as e:  # a graph torch.compile cannot handle: the same maths, eager
+            self.model._compiled_call_impl, self.compiled = None, False
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            log.warning("model.compile: this model does not compile here (%s: %s); running eager", type(e).__name__,
+                        first)
+            return self.model(batch)
 
     @property
     def elements(self) -> list[int]:
@@ -118,7 +155,7 @@ class Potential(nn.Module):
             if unknown:
                 raise ValueError(f"samples of dataset/task {sorted(unknown)} but this model has energy heads for {self.tasks} (model.tasks)")
             batch.dataset = names
-        out = self.model(batch)
+        out = self._network(batch)
         if self.tasks:
             out = self._merge_tasks(out, batch)
         s = self.energy_scale

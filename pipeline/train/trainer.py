@@ -144,6 +144,8 @@ class Trainer:
         self.card = json.loads(card_path.read_text())
         seed_all(tc.seed)
         self.model = self._build_model()
+        if tc.model.compile:
+            self.model.compile_network(training=True, zero_stage=tc.deepspeed.stage, backend=tc.model.compile_backend)
         self.scale = self.model.energy_scale
         import deepspeed
 
