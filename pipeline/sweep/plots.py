@@ -42,6 +42,13 @@ def _fit_and_forecast(ax, x, y, lo, hi, color, lab=None):
         ax.plot(x[start:], y[start:], color=color, lw=1, ls="--")
 
 
+def _off_plot_note(ax, name, values, lo, hi):
+    """Say, on the axes, that part of an optimum lies outside the window drawn and where."""
+    where = "below" if np.all(values < lo) else "above" if np.all(values > hi) else "outside"
+    ax.text(0.0, -0.17 - 0.09 * len(ax.texts), f"{name} {where} this window ({values.min():.1g}-{values.max():.1g}):\n"
+            "far from every run (fit.json: unpinned)", transform=ax.transAxes, fontsize=7, color="0.3", va="top")
+
+
 def plot_loss_vs_D(rows, law, path: Path, loss: str, n_col: str, d_col: str) -> str:
     """Loss vs D per model size with the fitted law (solid over the data, dashed just beyond it)."""
     N = np.array([r[n_col] for r in rows], float)
@@ -79,8 +86,14 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
         _fit_and_forecast(ax, nn, law(nn, d), N.min(), N.max(), col, f"C={c_budget:.2g} FLOPs")
     sc = ax.scatter(N, L, c=np.log10(C), cmap="plasma", edgecolor="k", s=25)
     fig.colorbar(sc, ax=ax, label="log10 compute of run")
-    ax.plot(co["N_opt"], co["L_opt"], "k:", lw=1, label="N*(C)")
+    # N*(C) only where it falls among the sizes drawn: an unpinned N term puts it decades away from any run
+    n_opt, l_opt = np.asarray(co["N_opt"], float), np.asarray(co["L_opt"], float)
+    near = (n_opt >= nn[0]) & (n_opt <= nn[-1])
+    ax.plot(n_opt[near], l_opt[near], "k:", lw=1, label="N*(C)")
+    if not near.all():
+        _off_plot_note(ax, "N*(C)", n_opt[~near], nn[0], nn[-1])
     ax.set(xscale="log", yscale="log", xlabel=label(n_col), ylabel=label(loss), ylim=(L.min() / 3, L.max() * 3),
+           xlim=(nn[0], nn[-1]),
            title="iso-FLOP curves of the fitted law (dashed: forecast)")
     ax.legend(fontsize=7)
     paths.append(str(out / save_figure(fig, out / "isoflop.png")))
@@ -94,7 +107,12 @@ def plot_all(rows, res, law, out: Path, loss: str, n_col: str, d_col: str) -> li
         ax.fill_between(co["C"], *co["band95"]["D_opt"], color="C1", alpha=0.2, lw=0)
     ax.scatter(C, N, color="C0", s=12, alpha=0.6, label="runs: N")
     ax.scatter(C, D, color="C1", s=12, alpha=0.6, label="runs: D")
-    ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N (parameters), D (atoms)",
+    lo, hi = min(N.min(), D.min()) / 100, max(N.max(), D.max()) * 100  # two decades around the runs
+    for name, v in (("N*(C)", co["N_opt"]), ("D*(C)", co["D_opt"])):
+        v = np.asarray(v, float)
+        if ((v < lo) | (v > hi)).any():
+            _off_plot_note(ax, name, v[(v < lo) | (v > hi)], lo, hi)
+    ax.set(xscale="log", yscale="log", xlabel="compute (FLOPs)", ylabel="N (parameters), D (atoms)", ylim=(lo, hi),
            title=f"compute-optimal frontier: N*~C^{co['N_exponent']:.2f}, D*~C^{co['D_exponent']:.2f}")
     ax.plot([], [], "k--", lw=1, label="forecast (beyond the runs' compute)")
     ax.legend(fontsize=8)

@@ -81,6 +81,20 @@ def test_no_third_party_noise():
     assert "Warp" not in p.stderr and "CUDA" not in p.stderr and "Setting accelerator" not in p.stderr, p.stderr
 
 
+def test_more_ranks_than_cores_is_one_warning(caplog):
+    from atomforge.pipeline.runtime import check_world_size
+
+    cores = os.cpu_count() or 1
+    with caplog.at_level("WARNING", logger="atomforge.pipeline.runtime"):
+        check_world_size(cores, cuda=False)
+        assert not caplog.records
+        check_world_size(cores + 1, cuda=False)
+        check_world_size(3, cuda=True, gpus=2)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert len(msgs) == 2 and f"world_size={cores + 1} is more ranks than this machine's {cores} cores" in msgs[0]
+    assert "2 GPUs" in msgs[1] and all("\n" not in m for m in msgs)
+
+
 @pytest.mark.slow
 def test_ctrl_c_checkpoints_and_exits_130(emt_dataset, tmp_path):
     run_dir = tmp_path / "run"

@@ -105,5 +105,6 @@ def test_card_front_matter_is_valid_hub_metadata(exported):
     assert d["library_name"] == "atomforge" and d["license"] == "mit"
     assert "interatomic-potential" in d["tags"] and {"Cu", "Al"} <= set(d["tags"])
     assert d["datasets"] and "Intended use and limits" in card.text
+    assert "```bibtex" in card.text and "@article{jacobsen1996emt" in card.text  # cite the data's generator
     cfg = json.loads((exported / "config.json").read_text())
     assert cfg["weights_sha256"] in card.text and cfg["units"]["energy"] == "eV"
