@@ -30,7 +30,7 @@ def predict_structures(model, structures, batch_atoms: int = 512, device: str = 
             out = model(batch)
         forces = torch.split(out["forces"].detach().cpu().double(), batch["natoms"].tolist())
         for i, s in enumerate(buf):
-            p = {"energy": float(out["energy"][i]), "forces": forces[i].numpy()}
+            p = {"energy": float(out["energy"][i].detach()), "forces": forces[i].numpy()}
             if "stress" in out:
                 p["stress"] = out["stress"][i].detach().cpu().double().numpy()
             yield s, p
