@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import step_rows
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TRAIN = ["world_size=2", "train.steps=6", "train.max_atoms=128", "train.ckpt_every=2", "train.warmup_steps=2",
@@ -44,8 +46,7 @@ def _out(job, info) -> str:
 
 
 def losses(run_dir: Path) -> dict[int, float]:
-    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+    return {s: r["loss"] for s, r in step_rows(run_dir).items()}
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch._dynamo.exc import Unsupported
 
-from helpers import train
+from helpers import step_rows as losses, train
 
 from atomforge.pipeline.models.config import ModelConfig
 from atomforge.pipeline.models.potential import build_model
@@ -19,11 +19,6 @@ TINY = {"sphere_channels": 8, "hidden_channels": 8, "edge_channels": 8, "num_dis
 STEPS, STOP = 8, 4
 COMMON = dict(world_size=1, steps=STEPS, max_atoms=64, deepspeed={"stage": 2}, ckpt_every=STOP, keep_last=2,
               warmup_steps=2)
-
-
-def losses(run_dir) -> dict[int, dict]:
-    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
-    return {r["step"]: r for r in rows if "loss" in r}
 
 
 @pytest.mark.slow

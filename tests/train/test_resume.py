@@ -5,16 +5,11 @@ import json
 
 import pytest
 
-from helpers import train
+from helpers import step_rows as losses, train
 
 STEPS, STOP = 60, 30
 COMMON = dict(world_size=2, steps=STEPS, max_atoms=64, deepspeed={"stage": 2}, ckpt_every=STOP, keep_last=2,
               warmup_steps=5)
-
-
-def losses(run_dir) -> dict[int, dict]:
-    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
-    return {r["step"]: r for r in rows if "loss" in r}
 
 
 @pytest.mark.slow
