@@ -74,7 +74,7 @@ def write_aselmdb(root: Path, path: Path) -> int:
     import ase.db
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from atomforge.pipeline.data.split import read_split
+    from atomforge.pipeline.data.dataset import read_split
 
     n = 0
     with ase.db.connect(str(path)) as db:
@@ -108,9 +108,10 @@ def fairchem_loader(db: Path, workers: int, batch_size: int, epochs: int) -> dic
 def train_consumption(root: Path, max_atoms: int, steps: int) -> dict:
     """Structures/s one rank's forward+backward+step of the demo model (esen_xs, direct forces) consumes."""
     from atomforge.pipeline.data.loader import LoaderConfig, make_loader
+    from atomforge.pipeline.data.dataset import BuiltDataset
     from atomforge.pipeline.models.config import ModelConfig
 
-    card = json.loads((root / "card.json").read_text())
+    card = BuiltDataset(root).card
     model = build_model(ModelConfig(name="esen_xs"), card["element_references"], card["force_rms"] or 1.0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     it = iter(make_loader(LoaderConfig(root=str(root), max_atoms=max_atoms)))

@@ -47,10 +47,11 @@ def si_cell(n_atoms: int, seed: int = 0):
 def export_model(size: str, work: Path, quick: bool) -> Path:
     from helpers import build_dataset, train
 
+    from atomforge.pipeline.data.dataset import BuiltDataset
     from atomforge.pipeline.export import export
 
     data = work / "si_data"
-    if not (data / "card.json").is_file():
+    if not BuiltDataset(data).is_built():
         src = {"type": "mlearn", "path": str(REPO.parent / "shared/data/mlearn/Si/training.json")}
         build_dataset(data, [src], split={"train": 0.9, "val": 0.1, "test": 0.0}, workers=1, cutoff=6.0)
     model = {"name": size, "force_mode": "conservative", **({"backbone": TINY} if quick else {})}

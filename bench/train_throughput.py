@@ -29,8 +29,9 @@ SECTIONS = ("loader", "forward", "backward", "optimizer", "comm")
 
 
 def step_rows(run_dir: Path, skip: int) -> list[dict]:
-    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
-    return [r for r in rows if "atoms_per_s" in r and r["step"] > skip]
+    from atomforge.pipeline.train.run_dir import RunDir
+
+    return [r for r in RunDir(run_dir).rows() if "atoms_per_s" in r and r["step"] > skip]
 
 
 def breakdown(rows: list[dict]) -> dict:
@@ -61,9 +62,11 @@ def main():
 
     import fairchem.core
 
+    from atomforge.pipeline.data.dataset import BuiltDataset
+
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     data = build_dataset(tmp / "emt", [SMALL_EMT], workers=1)
-    card = json.loads((data / "card.json").read_text())
+    card = BuiltDataset(data).card
     db = tmp / "train.aselmdb"
     write_aselmdb(data, db)
     out = {"bench": "train_throughput", "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),

@@ -1,4 +1,5 @@
-"""`atomforge <stage> [hydra overrides]`. Bad input ends in one line naming the problem, exit code 2."""
+"""`atomforge <stage> [hydra overrides]`. Bad input ends in one line naming the problem, exit code 2. Each stage imports
+its modules when it runs (they load torch and fairchem), so `--help` and `--cfg job` answer in under a second."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from atomforge.data_prep.errors import AtomforgeError, UsageError
 from atomforge.pipeline.compose import (  # noqa: F401 (the CLI's names)
-    CONFIG_DIR, compose, plain as _plain, require_dataset as _require_dataset, train_config)
+    CONFIG_DIR, compose, plain as _plain, train_config)
 
 USAGE = """usage: atomforge <stage> [group=entry] [key=value ...]
 
@@ -104,7 +105,9 @@ def stage_export(cfg: dict, args: list[str]) -> None:
 
 def stage_eval(cfg: dict, args: list[str]) -> None:
     ev = cfg["eval"]
-    _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])
+    from atomforge.pipeline.data.dataset import BuiltDataset
+
+    BuiltDataset.open(cfg["data"]["root"], cfg["data"]["name"])
     if args and args[0] == "select":
         from atomforge.pipeline.evaluate.select import select_checkpoints
 

@@ -8,7 +8,6 @@ import types
 import typing
 from pathlib import Path
 
-from atomforge.data_prep.errors import UsageError
 from atomforge.pipeline.models.config import ModelConfig
 from atomforge.pipeline.train.config import DeepSpeedConfig, TrainConfig
 
@@ -68,15 +67,9 @@ def assemble_train_config(run_dir, data_root, model: dict, train: dict, deepspee
 
 def train_config(cfg: dict) -> TrainConfig:
     """The training config of a composed `atomforge train` config (the dataset must be built)."""
-    root = Path(cfg["data"]["root"])
-    require_dataset(root, cfg["data"]["name"])
+    from atomforge.pipeline.data.dataset import BuiltDataset  # webdataset: a second on import, not for `--help`
+
+    root = BuiltDataset.open(cfg["data"]["root"], cfg["data"]["name"]).root
     return assemble_train_config(cfg["run_dir"], root, cfg["model"], cfg["train"], cfg["deepspeed"], cfg["world_size"],
                                  cfg["seed"])
 
-
-def require_dataset(root: Path, name: str) -> None:
-    if not root.is_dir():
-        raise UsageError(f"no built dataset at {root}: run `atomforge data build data={name}` first")
-    if not (root / "manifest.parquet").is_file() or not list((root / "shards").glob("*.tar")):
-        raise UsageError(f"{root} has no shards or manifest: it is not a finished build "
-                         f"(rerun `atomforge data build data={name}`)")

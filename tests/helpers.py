@@ -1,7 +1,6 @@
 """Helpers the tests import (`from helpers import train`): building small real datasets and running real training."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 # what the fault and hostile-input tests record; tests/conftest.py prints both lines at the end of the run
@@ -37,5 +36,6 @@ def train(run_dir: Path, data_root: Path, **overrides) -> Path:
 
 def step_rows(run_dir: Path) -> dict[int, dict]:
     """A run's training rows from metrics.jsonl, by step (validation and final rows left out)."""
-    rows = [json.loads(ln) for ln in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    return {r["step"]: r for r in rows if "loss" in r}
+    from atomforge.pipeline.train.run_dir import RunDir
+
+    return {r["step"]: r for r in RunDir(run_dir).rows() if "loss" in r}

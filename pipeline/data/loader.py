@@ -20,12 +20,12 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from atomforge.data_prep.integrity import (ShardHashMismatch, ShardReader, expected_hash, reason, recorded_hashes,
-                                           sample_digest)
+from atomforge.data_prep.integrity import ShardHashMismatch, ShardReader, expected_hash, reason, sample_digest
 from atomforge.data_prep.sample_codec import decode
 from atomforge.pipeline.data.convert import structures_to_batch
-from atomforge.pipeline.data.plan import epoch_plan, load_index, mixed_plan
 from atomforge.data_prep.errors import AtomforgeError
+from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.data.plan import epoch_plan, mixed_plan
 
 log = logging.getLogger(__name__)
 
@@ -53,37 +53,28 @@ class CorruptInput(AtomforgeError, RuntimeError):
     """A damaged shard or sample under on_error=raise; the message names the shard and the key."""
 
 
-def _check_root(root: Path, split: str):
-    if not (root / "manifest.parquet").is_file():
-        raise FileNotFoundError(f"no manifest.parquet in {root}: not a built dataset (run `atomforge data build`)")
-    if not list((root / "shards").glob(f"{split}-*.tar")):
-        raise FileNotFoundError(f"no {split} shards in {root / 'shards'}")
-
-
 class ShardBatches(IterableDataset):
     def __init__(self, cfg: LoaderConfig, rank: int = 0, world: int = 1, epoch: int = 0, start: int = 0):
         if cfg.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {cfg.on_error!r}")
         self.cfg, self.rank, self.world, self.epoch, self.start = cfg, rank, world, epoch, start
         if cfg.mix:
-            self.roots = [Path(m["root"]) for m in cfg.mix]
+            roots = [m["root"] for m in cfg.mix]
             weights = [m.get("weight") for m in cfg.mix]
             if any(w is None for w in weights) and any(w is not None for w in weights):
                 raise ValueError("give a weight for every dataset in the mix or for none")
             weights = None if weights[0] is None else [float(w) for w in weights]
         else:
-            self.roots = [Path(cfg.root)]
-        for r in self.roots:
-            _check_root(r, cfg.split)
+            roots = [cfg.root]
+        self.datasets = [BuiltDataset.open(r, split=cfg.split) for r in roots]
         flags = [m.get("flag") for m in cfg.mix] if cfg.mix else [None]
-        indices = [load_index(str(r / "manifest.parquet"), cfg.split, d, f)
-                   for d, (r, f) in enumerate(zip(self.roots, flags))]
+        indices = [ds.index(cfg.split, d, f) for d, (ds, f) in enumerate(zip(self.datasets, flags))]
         if cfg.mix:
             self.plan = mixed_plan(indices, weights, cfg.temperature, rank, world, epoch, cfg.seed, cfg.max_atoms,
                                    cfg.window, cfg.shuffle, cfg.epoch_size)
         else:
             self.plan = epoch_plan(indices[0], rank, world, epoch, cfg.seed, cfg.max_atoms, cfg.window, cfg.shuffle)
-        self.hashes = [recorded_hashes(r) for r in self.roots]
+        self.hashes = [ds.shard_hashes() for ds in self.datasets]
         self._verified: set = set()  # shard files whose sha256 matched in this epoch: later visits skip the hash
         self._bad: dict = {}  # shards that failed -> whether later visits may read them again (checking digests)
         self._moved: dict = {}  # shards found holding another shard's bytes -> the shard file holding theirs
@@ -115,10 +106,10 @@ class ShardBatches(IterableDataset):
         next_i = 0
         for i, (d, shard, visit) in enumerate(reads):
             wanted = need[(d, shard, visit)]
-            got = self._read_shard(self.roots[d] / "shards" / shard, wanted, cache, d, visit)
+            got = self._read_shard(self.datasets[d].shard(shard), wanted, cache, d, visit)
             missing = set(wanted) - got
             if missing:
-                self._fail(f"shard {self.roots[d].name}/shards/{shard} lacks {len(missing)} planned sample(s), "
+                self._fail(f"shard {self.datasets[d].name}/shards/{shard} lacks {len(missing)} planned sample(s), "
                            f"e.g. key {sorted(missing)[0]}", len(missing))
             while next_i < len(mine) and ready_after[next_i] <= i:  # emit in plan order
                 batch = self._make_batch(self.plan[mine[next_i]], cache)

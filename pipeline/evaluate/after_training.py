@@ -12,13 +12,15 @@ import os
 import sys
 from pathlib import Path
 
+from atomforge.pipeline.train.run_dir import RunDir
+
 log = logging.getLogger(__name__)
 
 
 def select_after_training(tc) -> str | None:
     """The best checkpoint's tag when tc.select_best and the run reached tc.steps (summary.json), else None. Call
     it once training has exited 0; under torchrun only rank 0 selects."""
-    summary = Path(tc.run_dir) / "summary.json"
+    summary = RunDir(tc.run_dir).summary
     if not tc.select_best or os.environ.get("RANK", "0") != "0" or not summary.is_file():
         return None
     if json.loads(summary.read_text())["steps"] < tc.steps:  # stopped early (train.stop_after)

@@ -5,30 +5,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ase.calculators.emt import EMT
+
+from atomforge.pipeline.data.dataset import read_split
 from atomforge.pipeline.evaluate import plots
-from atomforge.pipeline.evaluate.properties import DEFINITIONS as PROPERTY_DEFINITIONS
 from atomforge.pipeline.evaluate.peers import Peer, is_peer
+from atomforge.pipeline.evaluate.properties import DEFINITIONS as PROPERTY_DEFINITIONS, property_suite
 from atomforge.pipeline.evaluate.rare_events import DEFINITIONS as RE_DEFINITIONS
 from atomforge.pipeline.evaluate.rare_events import REAccumulator, dft_noise_floor, rare_event_metrics, re_mask
 from atomforge.pipeline.evaluate.report import write_report
-from atomforge.pipeline.data.split import read_split
 from atomforge.pipeline.evaluate.standard import standard_metrics
+from atomforge.pipeline.models.calculator import calculator
+from atomforge.pipeline.models.folder import load
 from atomforge.pipeline.models.predict import predict_structures
+from atomforge.pipeline.train.consolidate import checkpoint_model
+from atomforge.pipeline.train.run_dir import RunDir
 
 
 def load_model(path: str, device: str = "cpu"):
-    """An exported folder, a run directory (exported first), or a peer by name (sevennet:7net-0, chgnet:0.3.0)."""
+    """An exported folder, a run directory (its latest checkpoint, as its export would hold it), or a peer by name
+    (sevennet:7net-0, chgnet:0.3.0)."""
     if is_peer(path):
         return Peer(path, device)
     p = Path(path)
-    from atomforge.pipeline.models.folder import load
-
     if (p / "config.json").is_file() and (p / "model.safetensors").is_file():
         return load(p, device)
-    if (p / "checkpoints").is_dir():  # a run directory: export its latest checkpoint next to it first
-        from atomforge.pipeline.export.hub import export
-
-        return load(export(str(p), str(p / "hub")), device)
+    if RunDir(p).is_run():
+        return checkpoint_model(RunDir(p).checkpoint("latest"), device=device)
     raise FileNotFoundError(f"{path} is neither an exported model folder, a run directory nor a peer "
                             f"(sevennet:<model>, chgnet:<version>)")
 
@@ -62,11 +65,6 @@ def evaluate(model_path: str, data_root: str, split: str, out_dir: str, device: 
     out.mkdir(parents=True, exist_ok=True)
     props = None
     if properties and properties.get("elements"):
-        from ase.calculators.emt import EMT
-
-        from atomforge.pipeline.evaluate.properties import property_suite
-        from atomforge.pipeline.models.calculator import calculator
-
         make_calc = model.calculator if isinstance(model, Peer) else (lambda: calculator(model, device))
         props = property_suite(make_calc, EMT, elements=tuple(properties["elements"]),
                                repeat=int(properties.get("repeat", 2)), md_steps=int(properties.get("md_steps", 200)),

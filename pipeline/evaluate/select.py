@@ -4,13 +4,14 @@ force error, beside the all-atom force RMSE, and record the winner in <run>/best
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
+from atomforge.pipeline.data.dataset import read_split
 from atomforge.pipeline.evaluate.rare_events import rare_event_metrics
-from atomforge.pipeline.data.split import read_split
 from atomforge.pipeline.evaluate.standard import standard_metrics
 from atomforge.pipeline.models.predict import predict_structures
+from atomforge.pipeline.train.consolidate import checkpoint_model
+from atomforge.pipeline.train.run_dir import RunDir
 
 
 def selection_score(force_rmse: float, re_force_rms: float | None, re_weight: float = 1.0) -> float:
@@ -33,21 +34,16 @@ def select_checkpoints(run_dir: str, data_root: str, split: str = "val", re_weig
                        ema: bool = True, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from atomforge.pipeline.export.hub import export, load
-    from atomforge.pipeline.train.checkpoint import complete_checkpoints
-
-    run = Path(run_dir)
-    cks = complete_checkpoints(run / "checkpoints")
+    rd = RunDir(run_dir)
+    run, cks = rd.path, rd.complete_checkpoints()
     if not cks:
-        raise FileNotFoundError(f"no complete checkpoint under {run / 'checkpoints'}")
+        raise FileNotFoundError(f"no complete checkpoint under {rd.checkpoints}")
     structures = list(read_split(data_root, split))
     if not structures:
         raise ValueError(f"split {split!r} of {data_root} is empty: nothing to select on")
     rows = {}
-    with tempfile.TemporaryDirectory(dir=run) as tmp:
-        for ck in tqdm(cks, desc="scoring checkpoints", disable=not progress):
-            model = load(export(str(run), str(Path(tmp) / ck.name), checkpoint=ck.name, ema=ema), device)
-            rows[ck.name] = score_model(model, structures, device, re_weight)
+    for ck in tqdm(cks, desc="scoring checkpoints", disable=not progress):  # each as its export would hold it
+        rows[ck.name] = score_model(checkpoint_model(ck, ema, device), structures, device, re_weight)
     by_score = sorted(rows, key=lambda t: rows[t]["selection_score"])
     by_avg = sorted(rows, key=lambda t: rows[t]["force_rmse"])
     for t in rows:
@@ -68,7 +64,7 @@ def select_checkpoints(run_dir: str, data_root: str, split: str = "val", re_weig
     Path(result["files"][1]).write_text(_markdown(result))
     if analysis_only:
         return result
-    (run / "best_checkpoint.json").write_text(json.dumps({"tag": by_score[0], "metric": "selection_score",
+    rd.best.write_text(json.dumps({"tag": by_score[0], "metric": "selection_score",
                                                           "value": rows[by_score[0]]["selection_score"],
                                                           "split": split}, indent=1))
     return result

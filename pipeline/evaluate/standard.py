@@ -5,9 +5,6 @@ from collections import defaultdict
 
 import numpy as np
 
-from atomforge.pipeline.data.split import read_split  # noqa: F401 (evaluation's names)
-from atomforge.pipeline.models.predict import predict_structures  # noqa: F401
-
 
 class ErrorAccumulator:
     """Streaming sums for MAE/RMSE/cosine; one per slice (all, per element, per group)."""

@@ -14,6 +14,7 @@ import torch
 
 from atomforge.pipeline.data.convert import DEFAULT_TASK
 from atomforge.pipeline.models.potential import MAX_Z, Potential
+from atomforge.pipeline.models.ladder import ESCN_MD, backbone_kwargs
 
 _PREFIX = "model."  # Potential keeps the HydraModel under `.model`
 _NORMALIZER = "fairchem.core.modules.normalization.normalizer.Normalizer"
@@ -21,8 +22,6 @@ _ELEMENT_REFS = "fairchem.core.modules.normalization.element_references.ElementR
 
 
 def _hydra_config(model: Potential) -> dict:
-    from atomforge.pipeline.models.ladder import ESCN_MD, backbone_kwargs
-
     cfg = model.cfg
     _, kw = backbone_kwargs(cfg.name, cfg.backbone)
     direct = cfg.force_mode == "direct"

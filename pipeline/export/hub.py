@@ -8,14 +8,20 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from atomforge.data_prep.schema import UNITS
-from atomforge.pipeline.export.card import model_card
-from atomforge.pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
 from atomforge.data_prep.integrity import file_sha256
+from atomforge.data_prep.schema import UNITS
+from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.export.card import model_card
 from atomforge.pipeline.export.files import CONFIG, FAIRCHEM_CKPT, check_target, inside, publish, staging
+from atomforge.pipeline.export.verify import compare
 from atomforge.pipeline.models.config import ModelConfig
 from atomforge.pipeline.models.folder import FORMAT_VERSION, from_pretrained, load, load_state, read_config  # noqa: F401 (hub's names)
+from atomforge.pipeline.models.ladder import backbone_kwargs
 from atomforge.pipeline.models.potential import build_model
+from atomforge.pipeline.models.tasks import single_task
+from atomforge.pipeline.train.consolidate import checkpoint_state, references
+from atomforge.pipeline.train.final_predictions import PREDICTIONS
+from atomforge.pipeline.train.run_dir import RunDir
 
 ROUND_TRIP_TOL = 1e-6
 REPEAT_FACTOR = 4.0  # an export may differ from the record by at most this many times the model's run-to-run spread
@@ -28,12 +34,8 @@ def export(run_dir: str, out: str, checkpoint: str = "latest", ema: bool = True,
     card."""
     out_p = Path(out)
     check_target(out_p, Path(run_dir))
-    ck = find_checkpoint(run_dir, checkpoint)
-    rec = json.loads((ck / "config.json").read_text())
-    sd = consolidated_state_dict(ck, ema=ema)
-    # each tensor in the dtype the model declares, whatever the ZeRO stage saved it in (exports compare bit for bit)
-    dtypes = {k: v.dtype for k, v in build_model(ModelConfig(**rec["train"]["model"])).state_dict().items()}
-    sd = {k: v.to(dtypes[k]) if k in dtypes else v for k, v in sd.items()}
+    ck = RunDir(run_dir).checkpoint(checkpoint)
+    rec, sd = checkpoint_state(ck, ema=ema)
     tmp = staging(out_p)
     try:
         _write(tmp, out_p, ck, rec, sd, ema, run_dir, metrics, fairchem, recipe)
@@ -49,10 +51,8 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
     # one metadata key: a Rust HashMap orders several at random, changing the checksum
     save_file(dict(sorted(sd.items())), str(tmp / "model.safetensors"), metadata={"format": "pt"})
     train, card = rec["train"], rec["card"]
-    refs = rec.get("element_references") or card["element_references"]
+    refs, energy_scale = references(rec)
     mcfg = ModelConfig(**train["model"])
-    from atomforge.pipeline.models.ladder import backbone_kwargs
-
     _, bb = backbone_kwargs(mcfg.name, mcfg.backbone)
     state = json.loads((ck / "trainer_state.json").read_text())
     parent = None
@@ -73,7 +73,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
         "max_neighbors": bb["max_neighbors"],
         "elements": sorted({int(z) for z in refs} | {int(z) for r in mcfg.task_references.values() for z in r}),
         "element_references": refs,
-        "energy_scale": rec.get("energy_scale") or card.get("force_rms") or 1.0,
+        "energy_scale": energy_scale,
         "units": UNITS,
         "dataset": {**{k: card.get(k) for k in ("name", "content_hash", "counts", "units")},
                     "sources": _sources(train)},
@@ -89,9 +89,7 @@ def _write(tmp: Path, out_p: Path, ck: Path, rec: dict, sd: dict, ema: bool, run
     model.load_state_dict(sd, strict=True)
     config["round_trip"] = _round_trip(model.eval(), run_dir, state["step"], ema)
     if fairchem:
-        from atomforge.pipeline.export.fairchem_ckpt import write_inference_checkpoint
-
-        from atomforge.pipeline.models.tasks import single_task
+        from atomforge.pipeline.export.fairchem_ckpt import write_inference_checkpoint  # imports fairchem
 
         # one head for fairchem's one-task calculator (and LAMMPS): the default head, exactly
         write_inference_checkpoint(single_task(model), tmp / FAIRCHEM_CKPT)
@@ -107,8 +105,7 @@ def _sources(train: dict) -> list[dict]:
     out = []
     for r in roots:
         try:
-            out += [{"type": s.get("type"), "dataset": Path(r).name}
-                    for s in json.loads((Path(r) / "card.json").read_text())["sources"]]
+            out += [{"type": s.get("type"), "dataset": Path(r).name} for s in BuiltDataset(r).card["sources"]]
         except (OSError, ValueError, KeyError, TypeError):  # the data may not travel with the run
             out.append({"type": "unknown", "dataset": Path(r).name})
     return out
@@ -145,8 +142,6 @@ def attach_metrics(folder: str | Path, report: dict, dataset: str) -> None:
 
 def _round_trip(model, run_dir: str, step: int, ema: bool) -> dict | None:
     """Compare with the EMA predictions recorded at the end of training; refuse an export that does not match."""
-    from atomforge.pipeline.export.verify import PREDICTIONS, compare
-
     rec = Path(run_dir) / PREDICTIONS
     if not (ema and rec.is_file() and json.loads(rec.read_text()).get("step") == step):
         return None

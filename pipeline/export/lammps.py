@@ -15,11 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from atomforge.pipeline.export.fairchem_load import fairchem_predict_unit, fairchem_task
+from importlib import metadata
 
 
 def _load_mpi():
-    from importlib import metadata
-
     try:
         files = metadata.files("mpich") or []
     except metadata.PackageNotFoundError:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from atomforge.pipeline.models.predict import predict
-from atomforge.pipeline.train.final_predictions import PREDICTIONS, recorded_structures, record_predictions  # noqa: F401
+from atomforge.pipeline.train.final_predictions import PREDICTIONS, recorded_structures
 
 
 def _relative(rows: list[dict], preds: list[dict], f_floor: float) -> float:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.train.run_dir import RunDir
+from atomforge.pipeline.sweep.flops import count_flops, sample_batch
+
 
 def atoms_processed(run_dir: Path) -> tuple[int, int, float]:
     """(atoms, steps, wall seconds) summed over the run's logged steps (every step: log_every=1)."""
     atoms, steps, wall = 0.0, 0, 0.0
-    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in RunDir(run_dir).rows():
         if "atoms_per_s" in row and "step_time_s" in row:
             atoms += row["atoms_per_s"] * row["step_time_s"]
             steps += 1
@@ -19,8 +22,6 @@ def atoms_processed(run_dir: Path) -> tuple[int, int, float]:
 
 
 def run_compute(run_dir: Path, data_root: Path, max_atoms: int = 128) -> dict:
-    from atomforge.pipeline.sweep.flops import count_flops, sample_batch
-
     mcfg = _model_config(run_dir)
     batch, _ = sample_batch(str(data_root), max_atoms)
     fpa = count_flops(mcfg, batch)
@@ -31,8 +32,5 @@ def run_compute(run_dir: Path, data_root: Path, max_atoms: int = 128) -> dict:
 
 def _model_config(run_dir: Path):
     """The model a run trained, from its newest checkpoint's record."""
-    from atomforge.pipeline.export.consolidate import find_checkpoint
-    from atomforge.pipeline.models.config import ModelConfig
-
-    rec = json.loads((find_checkpoint(run_dir, "latest") / "config.json").read_text())
+    rec = json.loads((RunDir(run_dir).checkpoint("latest") / "config.json").read_text())
     return ModelConfig(**rec["train"]["model"])

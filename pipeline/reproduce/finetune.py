@@ -18,11 +18,16 @@ from atomforge.pipeline.reproduce.pretrain_finetune import fraction_sources, pct
 from atomforge.pipeline.reproduce.runner import Runner
 from atomforge.pipeline.reproduce.scoring import score_model, score_split
 from atomforge.pipeline.train.node import forwarding_signals
+from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.train.run_dir import RunDir
+from atomforge.data_prep.errors import UsageError
+import shutil
+from atomforge.pipeline.reproduce.compute import run_compute
+from atomforge.pipeline.evaluate.peers import Peer
+from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
 
 
 def target_paths(s: dict) -> tuple[Path, str]:
-    from atomforge.data_prep.errors import UsageError
-
     t = Path(s["target"])
     missing = [f for f in ("training.json", "test.json") if not (t / f).is_file()]
     if missing:
@@ -58,14 +63,12 @@ def converged(sel: dict, tol: float) -> dict:
 def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> dict | None:
     """The fine-tuned model of the largest fraction with the lowest val force RMSE (never chosen on test), copied
     beside the report so anyone can re-evaluate the published numbers."""
-    import shutil
-
     top = max(fractions)
     cands = [(c[top]["val_force_rmse"], v) for v, c in curves.items() if v != "scratch" and top in c]
     if not cands:
         return None
     _, v = min(cands)
-    src = Path(runs[f"{v}_{pct(top)}"]) / "hub"
+    src = RunDir(runs[f"{v}_{pct(top)}"]).hub
     if dst.exists():
         shutil.rmtree(dst)  # this recipe's own copy, rewritten each run
     shutil.copytree(src, dst)
@@ -74,8 +77,6 @@ def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> di
 
 def _compute(runs: dict, roots: dict, fractions: list[float], pcfg: dict) -> dict:
     """FLOPs of one fine-tuning run (the largest fraction) against the parent's pre-training compute."""
-    from atomforge.pipeline.reproduce.compute import run_compute
-
     top = max(fractions)
     name = next((n for n in (f"finetune_{pct(top)}", f"replay_{pct(top)}", f"scratch_{pct(top)}") if n in runs), None)
     if name is None:
@@ -108,9 +109,6 @@ def run(cfg: dict) -> dict:
     test_spec = {"type": "mlearn", "path": str(target / "test.json")}
     zero = {"foundation (zero-shot)": score_model(parent, test_spec, r.device, limit)}
     for p in s.get("peers") or []:
-        from atomforge.pipeline.evaluate.peers import Peer
-        from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
-
         zero[f"{p} (zero-shot)"] = score_set(Peer(p, r.device), read_set(test_spec, limit)[0])
     forget = {"parent": score_split(parent, corpus, s["forgetting_split"], rep["task"], r.device)} if corpus else {}
 
@@ -119,7 +117,7 @@ def run(cfg: dict) -> dict:
     for f in fractions:
         roots[f] = r.build(f"{label}_{pct(f)}",
                            fraction_sources({"sources": sources, "split": s["split"]}, f, s["seed"]), s["split"])
-        counts[f] = int(json.loads((roots[f] / "card.json").read_text())["counts"]["train"])
+        counts[f] = BuiltDataset(roots[f]).count("train")
         for v in variants:
             jobs.append((v, f))
 

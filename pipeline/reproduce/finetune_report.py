@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atomforge.pipeline.reproduce.runner import fmt, table
+from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
 
 LABELS = {"scratch": "from scratch", "finetune": "fine-tuned", "replay": "fine-tuned with replay"}
 STYLES = {"scratch": "k-o", "finetune": "-s", "replay": "-^"}
@@ -14,7 +15,6 @@ def published(label: str) -> list[dict]:
     """The published 100%-data numbers this repository restates (mlearn Si only)."""
     if label != "Si":
         return []
-    from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
 
     return PUBLISHED[:2]
 

@@ -14,14 +14,20 @@ from pathlib import Path
 from atomforge.pipeline.reproduce.compute import run_compute
 from atomforge.pipeline.reproduce.runner import Runner, fmt, provenance, table
 from atomforge.pipeline.reproduce.scoring import score_model, zero_shot_rows
+from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.train.run_dir import RunDir
+from atomforge.data_prep.errors import UsageError
+from atomforge.pipeline.compose import CONFIG_DIR
+import time
+from atomforge.data_prep.build import BuildConfig, build
+from atomforge.pipeline.export.hub import export
+import numpy as np
 
 
 def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:
     """(root, build section) of configs/data/<name>.yaml, resolved as `atomforge data build data=<name>` does."""
     from omegaconf import OmegaConf
 
-    from atomforge.data_prep.errors import UsageError
-    from atomforge.pipeline.compose import CONFIG_DIR
 
     path = CONFIG_DIR / "data" / f"{name}.yaml"
     if not path.is_file():
@@ -33,9 +39,6 @@ def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:
 
 def build_corpus(r: Runner, cfg: dict, name: str, root: str | None = None) -> Path:
     """The corpus at its own root (a finished build is reused: the build is resumable and checks its inputs)."""
-    import time
-
-    from atomforge.data_prep.build import BuildConfig, build
 
     root, b = corpus_config(cfg, name, root)
     t = time.perf_counter()
@@ -46,9 +49,7 @@ def build_corpus(r: Runner, cfg: dict, name: str, root: str | None = None) -> Pa
 
 
 def last_checkpoint(run_dir: Path) -> Path:
-    from atomforge.pipeline.export.consolidate import find_checkpoint
-
-    return find_checkpoint(run_dir, "latest")
+    return RunDir(run_dir).checkpoint("latest")
 
 
 def folder_mb(path: Path) -> float:
@@ -56,8 +57,6 @@ def folder_mb(path: Path) -> float:
 
 
 def run(cfg: dict) -> dict:
-    from atomforge.pipeline.export.hub import export
-
     r = Runner(cfg)
     s = r.s
     corpus = build_corpus(r, cfg, s["corpus"], s.get("corpus_root"))
@@ -77,12 +76,12 @@ def run(cfg: dict) -> dict:
     total_flops = sum(c["flops"] for c in compute.values())
 
     test = (r.evaluate(hub, corpus, r.out / "corpus_test", split="test", plots=False)["all"]
-            if _has_split(corpus, "test") else None)
+            if BuiltDataset(corpus).count("test") else None)
     zero = {name: score_model(hub, spec, r.device, s.get("max_structures")) for name, spec in s["zero_shot"].items()}
     peers = _peers(Path(s["peers_from"]))
 
     ship = Path(s["ship"])
-    cards = {t: json.loads((Path(root) / "card.json").read_text()) for t, root in roots.items()}
+    cards = {t: BuiltDataset(root).card for t, root in roots.items()}
     flat = {f"{k}_{m}": v[m] for k, v in zero.items() for m in ("force_mae", "energy_mae_per_atom_shifted")}
     if test:
         flat.update({f"corpus_test_{m}": test[m] for m in ("force_mae", "energy_mae_per_atom")})
@@ -109,10 +108,6 @@ def run(cfg: dict) -> dict:
     (r.out / "compute.json").write_text(json.dumps({"stages": compute, "total_flops": total_flops}, indent=1))
     r.finish(f"Foundation model {ship.name}: pre-trained on the broad mix", _body(s, metrics, zero, peers), metrics, s)
     return metrics
-
-
-def _has_split(root: Path, split: str) -> bool:
-    return int(json.loads((root / "card.json").read_text()).get("counts", {}).get(split, 0)) > 0
 
 
 def _peers(path: Path) -> dict:
@@ -158,8 +153,6 @@ def _body(s: dict, m: dict, zero: dict, peers: dict) -> list[str]:
 
 def size_choice(s: dict, m: dict) -> list[str]:
     """What the committed scaling fit says about the model size for this compute, and what was chosen."""
-    import numpy as np
-
     path = Path(s.get("scaling_fit") or "")
     name = s["model"]["name"]
     out = [f"Chosen: `{name}`. {s.get('size_reason', '')}".rstrip()]

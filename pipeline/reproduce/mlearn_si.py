@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from atomforge.pipeline.reproduce.runner import Runner, fmt, table
+from atomforge.pipeline.data.dataset import BuiltDataset
 
 # Published test-set errors on the same mlearn Si split. Definitions: MAE over the test set; energy per atom
 # (meV/atom), forces per component (eV/Å). Values as restated in issue 9 (check against the paper's Table/Figure).
@@ -75,12 +76,6 @@ def run(cfg: dict) -> dict:
                "selection": {"split": sel["split"], "best": sel["best"], "scores": sel["checkpoints"]},
                "definitions": {"energy_mae_mev_atom": "mean over test structures of |dE|/n_atoms, meV/atom",
                                "force_mae": "mean over test force components of |dF|, eV/Å"},
-               "dataset_counts": _counts(root)}
+               "dataset_counts": BuiltDataset(root).card.get("counts", {})}
     r.finish("mlearn Si: atomforge vs the published table", body, metrics, s)
     return metrics
-
-
-def _counts(root) -> dict:
-    import json
-
-    return json.loads((root / "card.json").read_text()).get("counts", {})

@@ -10,6 +10,7 @@ from pathlib import Path
 from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
 from atomforge.pipeline.reproduce.runner import Runner, fmt, merge, subset, table
 from atomforge.pipeline.train.node import forwarding_signals
+from atomforge.pipeline.data.dataset import BuiltDataset
 
 LABELS = {"scratch": "from scratch", "no_si": "fine-tuned from pre-trained (no Si)",
           "with_si_re": "fine-tuned from pre-trained (+ silicon_re)"}
@@ -87,7 +88,7 @@ def run(cfg: dict) -> dict:
         root = roots[variant]
         run_dir = r.train(f"pretrain_{variant}", root, train=p["train"])
         hubs[variant], sel = r.select_export(run_dir, root)
-        card = json.loads((root / "card.json").read_text())
+        card = BuiltDataset(root).card
         pre[variant] = {"hub": str(hubs[variant]), "selected": sel["best"], "val": sel["checkpoints"][sel["best"]],
                         "counts": card.get("counts"), "elements": card.get("elements")}
 
@@ -98,7 +99,7 @@ def run(cfg: dict) -> dict:
     counts, runs, jobs = {}, {}, []
     for f in fractions:
         root = r.build(f"si_{pct(f)}", fraction_sources(ft, f, seed), ft["split"])
-        counts[f] = int(json.loads((root / "card.json").read_text())["counts"]["train"])
+        counts[f] = BuiltDataset(root).count("train")
         jobs.append(("scratch", f, root, f"scratch_{pct(f)}", {}, ft["train"]))
         jobs += [(v, f, root, f"ft_{v}_{pct(f)}", {"init_from": str(hub), "init_refs": ft["init_refs"],
                                                    "freeze_backbone_steps": int(ft["freeze_backbone_steps"])},

@@ -12,6 +12,16 @@ import subprocess
 import time
 from pathlib import Path
 
+from atomforge.pipeline.train.run_dir import RunDir
+from atomforge.data_prep.errors import UsageError
+from atomforge.data_prep.build import BuildConfig, build
+from atomforge.pipeline.compose import assemble_train_config
+from atomforge.pipeline.evaluate.after_training import select_after_training
+from atomforge.pipeline.train.launch import launch
+from atomforge.pipeline.evaluate.select import select_checkpoints
+from atomforge.pipeline.export.hub import export
+from atomforge.pipeline.evaluate.run import evaluate
+
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
@@ -43,8 +53,6 @@ class Runner:
     """One result's working state: where data and runs go, the settings, a log of timings."""
 
     def __init__(self, cfg: dict):
-        from atomforge.data_prep.errors import UsageError
-
         self.s = settings(cfg)
         self.out = Path(self.s["out"])
         self.work = Path(self.s["work"])
@@ -72,8 +80,6 @@ class Runner:
 
     def build(self, name: str, sources: list[dict], split: dict, **kw) -> Path:
         """Build one dataset; the recipe's `build:` section (dedup, outlier cut, ...) applies to every build."""
-        from atomforge.data_prep.build import BuildConfig, build
-
         kw = {**(self.s.get("build") or {}), **kw}
         root = self.work / "data" / name
         t = time.perf_counter()
@@ -88,11 +94,6 @@ class Runner:
     def train(self, name: str, data_root: Path, train: dict | None = None, model: dict | None = None, **extra) -> Path:
         """Real training via pipeline.train.launch (torchrun + DeepSpeed); resumes an unfinished run of the same
         name."""
-        from atomforge.data_prep.errors import UsageError
-        from atomforge.pipeline.compose import assemble_train_config
-        from atomforge.pipeline.evaluate.after_training import select_after_training
-        from atomforge.pipeline.train.launch import launch
-
         run_dir = self.work / "runs" / name
         tr = merge(self.s["train"], train)
         tc = assemble_train_config(run_dir, data_root, merge(self.s["model"], model), tr, self.s["deepspeed"],
@@ -109,22 +110,17 @@ class Runner:
     def select_export(self, run_dir: Path, data_root: Path, split: str | None = None,
                       re_weight: float | None = None) -> tuple[Path, dict]:
         """Rank the run's checkpoints on validation data (atomforge.pipeline.evaluate.select), export the best one."""
-        from atomforge.pipeline.evaluate.select import select_checkpoints
-        from atomforge.pipeline.export.hub import export
-
         sel = self.s.get("select", {})
         split = split or sel.get("split", "val")
         re_weight = float(sel.get("re_weight", 1.0) if re_weight is None else re_weight)
         t = time.perf_counter()
         res = select_checkpoints(str(run_dir), str(data_root), split, re_weight, self.device, progress=False)
-        hub = export(str(run_dir), str(run_dir / "hub"), checkpoint="best", fairchem=False)
+        hub = export(str(run_dir), str(RunDir(run_dir).hub), checkpoint="best", fairchem=False)
         self.timings[f"select+export {run_dir.name}"] = time.perf_counter() - t
         self.log(f"selected {res['best']} of {len(res['checkpoints'])} checkpoints on {split} -> {hub}")
         return hub, res
 
     def evaluate(self, hub: Path, data_root: Path, out: Path, split: str = "test", plots: bool = True) -> dict:
-        from atomforge.pipeline.evaluate.run import evaluate
-
         t = time.perf_counter()
         rep = evaluate(str(hub), str(data_root), split, str(out), self.device, make_plots=plots)
         self.timings[f"evaluate {out.name}"] = time.perf_counter() - t

@@ -6,24 +6,23 @@ from pathlib import Path
 
 from atomforge.pipeline.reproduce.runner import table
 from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
+from atomforge.pipeline.evaluate.run import score_pairs
+from atomforge.pipeline.data.dataset import read_split
+from atomforge.pipeline.models.predict import predict_structures
+from atomforge.pipeline.models.folder import load
+from atomforge.pipeline.models.predict import check_elements as _check_elements
 
 
 class _Exported:
     """The peer interface of atomforge.pipeline.reproduce.zero_shot over an exported folder."""
 
     def __init__(self, path: str | Path, device: str):
-        from atomforge.pipeline.models.folder import load
-
         self.model, self.device = load(path, device), device
 
     def check_elements(self, numbers) -> None:
-        from atomforge.pipeline.models.predict import check_elements as _check_elements
-
         _check_elements(self.model, list(numbers))
 
     def predict(self, structures):
-        from atomforge.pipeline.models.predict import predict_structures
-
         return predict_structures(self.model, structures, device=self.device)
 
 
@@ -48,11 +47,6 @@ def zero_shot_rows(ours: dict, peers: dict, label: str) -> list[str]:
 def score_split(path: str | Path, root: str | Path, split: str, task: str, device: str = "cpu") -> dict:
     """A built dataset's split scored through one named head of an exported model (forgetting: the corpus val
     error through the teacher head, before and after fine-tuning)."""
-    from atomforge.pipeline.evaluate.run import score_pairs
-    from atomforge.pipeline.data.split import read_split
-    from atomforge.pipeline.models.predict import predict_structures
-    from atomforge.pipeline.models.folder import load
-
     model = load(path, device)
     if task not in model.tasks:
         raise ValueError(f"{path} has no head {task!r} (its heads: {model.tasks or 'one shared head'})")

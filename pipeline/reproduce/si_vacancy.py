@@ -12,6 +12,13 @@ import json
 from pathlib import Path
 
 from atomforge.pipeline.reproduce.runner import Runner, fmt, table
+from atomforge.pipeline.train.run_dir import RunDir
+import numpy as np
+from atomforge.data_prep.errors import UsageError
+from atomforge.pipeline.compose import compose, plain as _plain
+from atomforge.pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
+from atomforge.pipeline.evaluate.run import load_model
+from atomforge.pipeline.models.calculator import calculator
 
 # Published values for the neutral Si vacancy (no DFT barrier is shipped with the training data, so these are
 # the ground truth; their spread is part of the answer).
@@ -35,8 +42,6 @@ UNITS = {"vacancy_migration_barrier": "eV", "vacancy_formation_energy": "eV"}
 
 def ground_state_lattice(path: str, description: str) -> tuple[float, int]:
     """Cubic lattice constant and repeat of the DFT ground-state diamond cell in an mlearn file."""
-    import numpy as np
-
     for entry in json.loads(Path(path).read_text()):
         if entry.get("description") == description:
             n = int(entry["num_atoms"])
@@ -65,8 +70,6 @@ def better(a: float | None, b: float | None, names: tuple[str, str], tol: float 
 
 def model_hub(r: Runner, role: str, spec: dict) -> Path:
     """The exported model of one role; trained by its recipe (with this run's smoke flag) when not there."""
-    from atomforge.data_prep.errors import UsageError
-    from atomforge.pipeline.compose import compose, plain as _plain
     from atomforge.pipeline.reproduce import RESULTS
     from atomforge.pipeline.reproduce import run as run_recipe
 
@@ -76,7 +79,7 @@ def model_hub(r: Runner, role: str, spec: dict) -> Path:
     else:  # private copies under this result's work folder (the smoke variant)
         work = r.work / "models" / recipe
         out = work / "result"
-        hub = work / "runs" / spec["run"] / "hub"
+        hub = RunDir(work / "runs" / spec["run"]).hub
     if not (hub / "config.json").is_file():
         r.log(f"{role} model not found at {hub}: running `atomforge reproduce {recipe}` first")
         over = [f"reproduce={RESULTS[recipe][0]}", f"reproduce.smoke={str(r.s['variant'] == 'smoke').lower()}"]
@@ -89,10 +92,6 @@ def model_hub(r: Runner, role: str, spec: dict) -> Path:
 
 
 def properties(hub: Path, p: dict, a: float, repeat: int, device: str) -> dict:
-    from atomforge.pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
-    from atomforge.pipeline.evaluate.run import load_model
-    from atomforge.pipeline.models.calculator import calculator
-
     model = load_model(str(hub), device)
     make_calc = lambda: calculator(model, device)  # noqa: E731
     vf = vacancy_formation_energy(make_calc, p["element"], repeat, fmax=p["fmax"], steps=p["relax_steps"], a=a)

@@ -14,6 +14,9 @@ from atomforge.pipeline.evaluate.peers import Peer
 from atomforge.pipeline.evaluate.rare_events import dft_noise_floor
 from atomforge.pipeline.evaluate.run import score_pairs
 from atomforge.pipeline.reproduce.runner import Runner, fmt, table
+from atomforge.data_prep.sources import make_source
+from atomforge.data_prep.structure import ReadError
+from atomforge.data_prep.validate import ValidationConfig, check
 
 DEFINITIONS = {
     "energy_mae_per_atom": "mean over structures of |E_pred - E_ref| / n_atoms (eV/atom)",
@@ -27,10 +30,6 @@ DEFINITIONS = {
 
 def read_set(spec: dict, limit: int | None = None) -> tuple[list, int]:
     """The set's structures that pass validation, and how many did not."""
-    from atomforge.data_prep.sources import make_source
-    from atomforge.data_prep.structure import ReadError
-    from atomforge.data_prep.validate import ValidationConfig, check
-
     src, vc, out, bad = make_source(dict(spec)), ValidationConfig(), [], 0
     for task in src.tasks():
         for s in src.read(task):

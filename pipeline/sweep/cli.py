@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from atomforge.pipeline.compose import compose, plain
+from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.sweep.spec import LR_CHOICE, SweepSpec
 
 ACTIONS = ("plan", "launch", "collect", "fit", "run")
@@ -85,16 +86,15 @@ def main(cfg: dict, args: list[str]) -> None:
             print_plan(plan)
         return
     if action in ("launch", "run"):
-        if action == "run" and not (Path(cfg["data"]["root"]) / "manifest.parquet").is_file():
+        if action == "run" and not BuiltDataset(cfg["data"]["root"]).is_built():
             _build(cfg["data"], cfg["seed"])
         if spec.downstream and spec.downstream.get("data"):
             ds = plain(compose([f"data={spec.downstream['data']}"]))["data"]
-            if not (Path(ds["root"]) / "manifest.parquet").is_file():
+            if not BuiltDataset(ds["root"]).is_built():
                 _build(ds, cfg["seed"])
-        from atomforge.pipeline.compose import require_dataset as _require_dataset
         from atomforge.pipeline.sweep.launch import launch_sweep
 
-        _require_dataset(Path(cfg["data"]["root"]), cfg["data"]["name"])
+        BuiltDataset.open(cfg["data"]["root"], cfg["data"]["name"])
         launch_sweep(cfg, spec, overrides)
     if action in ("collect", "run"):
         from atomforge.pipeline.sweep.collect import collect

@@ -9,19 +9,14 @@ import pyarrow.parquet as pq
 
 from atomforge.pipeline.sweep import status
 from atomforge.pipeline.sweep.spec import SweepSpec
+from atomforge.pipeline.train.run_dir import RunDir
 
 VAL_KEYS = ("val_energy_mae_per_atom", "val_force_mae")
 
 
-def read_metrics(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def run_row(run_dir: Path, plan_row: dict, mean_atoms: float) -> dict:
     st = status.read(run_dir)
-    rows = read_metrics(run_dir / "metrics.jsonl")
+    rows = RunDir(run_dir).rows()
     steps = [r for r in rows if not r.get("final") and "atoms_per_s" in r]
     atoms = sum(r["atoms_per_s"] * r["step_time_s"] for r in steps)  # exact: both come from the same step's atom count
     final = next((r for r in reversed(rows) if r.get("final")), {})

@@ -14,15 +14,18 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.models.config import ModelConfig
 from atomforge.pipeline.sweep.spec import Size
 from atomforge.pipeline.models.potential import build_model
+from atomforge.pipeline.models.describe import empty_weights
+from atomforge.pipeline.data.convert import structures_to_batch
+from atomforge.data_prep.structure import Structure
+from atomforge.pipeline.train.losses import loss_terms
 
 
 def parameter_counts(size: Size) -> dict:
     """N with and without embedding tables (element and edge-degree embeddings), built on the meta device."""
-    from atomforge.pipeline.models.describe import empty_weights
-
     with empty_weights():
         model = build_model(ModelConfig(name=size.ladder, backbone=size.backbone))
     total = sum(p.numel() for p in model.parameters())
@@ -33,14 +36,10 @@ def parameter_counts(size: Size) -> dict:
 def sample_batch(data_root: str | None, max_atoms: int):
     """A real training batch: the first train structures of the dataset up to max_atoms, else an EMT-labelled fcc
     Cu cell."""
-    from atomforge.pipeline.data.convert import structures_to_batch
-
     structs = []
-    if data_root and (Path(data_root) / "manifest.parquet").is_file():
-        from atomforge.pipeline.data.split import read_split
-
+    if data_root and BuiltDataset(data_root).manifest_path.is_file():
         n = 0
-        for s in read_split(data_root, "train"):
+        for s in BuiltDataset(data_root).read("train"):
             if structs and n + s.n_atoms > max_atoms:
                 break
             structs.append(s)
@@ -50,7 +49,6 @@ def sample_batch(data_root: str | None, max_atoms: int):
         from ase.build import bulk
         from ase.calculators.emt import EMT
 
-        from atomforge.data_prep.structure import Structure
 
         atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((3, 3, 3))
         atoms.rattle(0.05, seed=0)
@@ -64,8 +62,6 @@ def sample_batch(data_root: str | None, max_atoms: int):
 def count_flops(mcfg: ModelConfig, batch) -> float:
     """Counted FLOPs per atom of forward + backward of the training loss for any model config (force mode and
     per-task heads included): a conservative model's forces are a second backward pass, and this counts it."""
-    from atomforge.pipeline.train.losses import loss_terms
-
     torch.manual_seed(0)
     model = build_model(mcfg)
     counter = FlopCounterMode(display=False)
@@ -78,8 +74,6 @@ def count_flops(mcfg: ModelConfig, batch) -> float:
 
 def measure(size: Size, batch, repeats: int = 2) -> dict:
     """Counted FLOPs per atom of forward + backward of the training loss, and this machine's seconds per atom."""
-    from atomforge.pipeline.train.losses import loss_terms
-
     torch.manual_seed(0)
     model = build_model(ModelConfig(name=size.ladder, backbone=size.backbone))
     natoms = int(batch["natoms"].sum())

@@ -20,6 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 from atomforge.pipeline.compose import CONFIG_DIR, assemble_train_config, register_schemas
 from atomforge.pipeline.sweep import status
 from atomforge.pipeline.sweep.spec import Run, SweepSpec
+from atomforge.pipeline.data.dataset import read_split
+from atomforge.pipeline.evaluate.run import load_model
+from atomforge.pipeline.evaluate.standard import ErrorAccumulator
+from atomforge.pipeline.models.predict import predict_structures
+from atomforge.pipeline.evaluate.after_training import select_after_training
+from atomforge.pipeline.train.launch import launch
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +47,6 @@ def force_errors(run_dir: Path, data_root: str, split: str) -> dict:
     """Force MAE and RMSE (per component, eV/Å) of the run's exported model on another dataset's split: the
     downstream figure the sweep fits beside its validation loss (energies are left out: each dataset has its own
     zero)."""
-    from atomforge.pipeline.data.split import read_split
-    from atomforge.pipeline.evaluate.run import load_model
-    from atomforge.pipeline.evaluate.standard import ErrorAccumulator
-    from atomforge.pipeline.models.predict import predict_structures
-
     acc = ErrorAccumulator()
     for s, p in predict_structures(load_model(str(run_dir)), read_split(data_root, split)):
         if s.forces is not None:
@@ -59,10 +60,6 @@ def force_errors(run_dir: Path, data_root: str, split: str) -> dict:
 
 def re_metrics(run_dir: Path, data_root: str, split: str = "val") -> dict:
     """Force errors on the val split, and on its rare-event atoms (r == 0) where the data has them."""
-    from atomforge.pipeline.evaluate.run import load_model
-    from atomforge.pipeline.data.split import read_split
-    from atomforge.pipeline.models.predict import predict_structures
-
     model = load_model(str(run_dir))
     dF, dF_all, n_struct = [], [], 0
     for s, p in predict_structures(model, read_split(data_root, split)):
@@ -103,9 +100,6 @@ def run_one(cfg: dict) -> str:
     print(f"[sweep] {run.name}: training {row['steps']} steps (attempt {st.get('attempts', 0) + 1})", flush=True)
     t0 = time.time()
     try:
-        from atomforge.pipeline.evaluate.after_training import select_after_training
-        from atomforge.pipeline.train.launch import launch
-
         tc = train_config_for(cfg, spec, run, row["steps"], run_dir)
         rc = launch(tc)
         if rc != 0:

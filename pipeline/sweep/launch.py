@@ -10,6 +10,7 @@ from pathlib import Path
 from atomforge.pipeline.sweep import status
 from atomforge.pipeline.sweep.plan import make_plan
 from atomforge.pipeline.sweep.spec import SweepSpec
+from atomforge.pipeline.sweep.lr_scan import choose_lrs
 
 LAUNCHERS = {"basic": "basic", "submitit_slurm": "submitit_slurm", "submitit_local": "submitit_local"}
 
@@ -31,8 +32,6 @@ def multirun_command(cfg: dict, spec: SweepSpec, overrides: list[str], names: li
 def launch_sweep(cfg: dict, spec: SweepSpec, overrides: list[str]) -> dict:
     """The lr scan first when the sweep has one and it is not decided, then every run not yet finished."""
     if spec.lr_scan and spec.chosen_lrs() is None:
-        from atomforge.pipeline.sweep.lr_scan import choose_lrs
-
         plan = _launch(cfg, spec, overrides, "lr scan")
         choose_lrs(spec, plan)
     _launch(cfg, spec, overrides, "")

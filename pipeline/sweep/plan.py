@@ -6,20 +6,22 @@ from pathlib import Path
 
 import numpy as np
 
+from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.data.plan import pack
 from atomforge.pipeline.sweep.flops import flops_table
 from atomforge.pipeline.sweep.spec import SweepSpec
+from atomforge.pipeline.compose import compose, plain
 
 
 def data_stats(data_root: str, max_atoms: int, mean_atoms: float) -> dict:
     """Atoms per structure and per packed batch, from the built dataset's manifest when there is one."""
-    manifest = Path(data_root) / "manifest.parquet"
-    if manifest.is_file() and mean_atoms <= 0:  # an explicit mean_atoms (a dataset not on this machine) wins
-        from atomforge.pipeline.data.plan import load_index, pack
-
-        samples = [s for ss in load_index(str(manifest), "train").values() for s in ss]
+    ds = BuiltDataset(data_root)
+    if ds.manifest_path.is_file() and mean_atoms <= 0:  # an explicit mean_atoms (a dataset not on this machine) wins
+        samples = [s for ss in ds.index("train").values() for s in ss]
         batches = pack(samples, max_atoms)
         return {"mean_atoms": float(np.mean([s.n_atoms for s in samples])), "train_structures": len(samples),
-                "atoms_per_batch": float(np.mean([sum(s.n_atoms for s in b) for b in batches])), "from": str(manifest)}
+                "atoms_per_batch": float(np.mean([sum(s.n_atoms for s in b) for b in batches])),
+                "from": str(ds.manifest_path)}
     if mean_atoms <= 0:
         raise ValueError(f"no built dataset at {data_root} and the sweep sets no mean_atoms: build the data or set "
                          "sweep.mean_atoms")
@@ -36,8 +38,6 @@ def downstream_target(spec: SweepSpec) -> dict | None:
         raise ValueError(f"sweep.downstream takes {{data: <configs/data entry>, split}} (or root), "
                          f"got {spec.downstream}")
     if not ds.get("root"):
-        from atomforge.pipeline.compose import compose, plain
-
         ds["root"] = plain(compose([f"data={ds['data']}"]))["data"]["root"]
     return {"data": ds.get("data"), "root": str(ds["root"]), "split": ds.get("split", "test")}
 

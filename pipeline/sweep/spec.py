@@ -6,6 +6,7 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from atomforge.pipeline.models.ladder import LADDER
 
 UNITS = ("structures", "atoms")
 
@@ -85,8 +86,6 @@ class SweepSpec:
         return spec
 
     def check(self):
-        from atomforge.pipeline.models.ladder import LADDER
-
         if not self.sizes or not self.budgets:
             raise ValueError(f"sweep {self.name!r} needs at least one size and one budget")
         if self.unit not in UNITS:

@@ -18,21 +18,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from atomforge.pipeline.train.run_dir import MARKER, complete_checkpoints, tag_for
 from atomforge.pipeline.train.safe_load import UnsafeFileError, load_tensors, weights_only
 from atomforge.data_prep.errors import AtomforgeError
 
 log = logging.getLogger(__name__)
-MARKER = "COMPLETE"
-
-
-def tag_for(step: int) -> str:
-    return f"step_{step:08d}"
-
-
-def complete_checkpoints(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / MARKER).is_file())
 
 
 def rng_state() -> dict:

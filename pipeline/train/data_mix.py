@@ -6,16 +6,17 @@ seen once and every rare-event structure k times per epoch (the paper's RE-enhan
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-import pyarrow.parquet as pq
+from atomforge.pipeline.data.dataset import BuiltDataset
 
 RE_FLAG = "rare_event"
 
 
 def _counts(root: str) -> tuple[int, int]:
     """(training structures, those flagged rare_event), from one read of the manifest."""
-    t = pq.read_table(Path(root) / "manifest.parquet", columns=["split", "flags"]).to_pylist()
+    t = BuiltDataset(root).manifest(["split", "flags"]).to_pylist()
     train = [r["flags"] or () for r in t if r["split"] == "train"]
     return len(train), sum(RE_FLAG in f for f in train)
 
@@ -49,9 +50,6 @@ def train_mix(data_root: str, mix: list | None, temperature: float,
 def with_task_references(model_cfg, data_root: str, mix: list | None):
     """The model config with each mixed dataset's own element references under its task (its energy head), and
     the training dataset's task as the default head; unchanged without per-task heads or a mix."""
-    import dataclasses
-    import json
-
     if not model_cfg.tasks or not mix or model_cfg.task_references:
         return model_cfg
     refs, default = {}, model_cfg.default_task
@@ -59,11 +57,11 @@ def with_task_references(model_cfg, data_root: str, mix: list | None):
         task = m.get("task")
         if task is None:
             continue
-        card = json.loads((Path(m["root"]) / "card.json").read_text())
-        if refs.get(task, card["element_references"]) != card["element_references"]:
+        ds_refs = BuiltDataset(m["root"]).element_references
+        if refs.get(task, ds_refs) != ds_refs:
             raise ValueError(f"mix entries of task {task!r} were built with different element references; "
                              "give each dataset its own task")
-        refs[task] = card["element_references"]
+        refs[task] = ds_refs
         if not default and Path(m["root"]).resolve() == Path(data_root).resolve():
             default = task
     return dataclasses.replace(model_cfg, task_references={t: refs[t] for t in model_cfg.tasks if t in refs},

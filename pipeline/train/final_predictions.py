@@ -6,7 +6,7 @@ import json
 from itertools import islice
 from pathlib import Path
 
-from atomforge.pipeline.data.split import read_split
+from atomforge.pipeline.data.dataset import read_split
 from atomforge.pipeline.models.potential import build_model
 from atomforge.pipeline.models.predict import predict
 

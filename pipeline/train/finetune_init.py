@@ -9,6 +9,7 @@ import torch
 from atomforge.pipeline.models.folder import load_state
 from atomforge.pipeline.models.config import ModelConfig
 from atomforge.pipeline.models.potential import build_model
+from atomforge.pipeline.models.tasks import add_task
 
 log = logging.getLogger(__name__)
 HEADS = "model.output_heads."
@@ -29,7 +30,6 @@ def build_from_parent(tc, card: dict):
         raise ValueError(f"the new data has elements {missing} the parent model has no reference for; "
                          "use init_refs=refit")
     if arch.tasks:  # a multi-task parent: the new data gets its own head, started from one of the parent's
-        from atomforge.pipeline.models.tasks import add_task
 
         base = arch.default_task or arch.tasks[0]
         src = tc.init_task_from or base

@@ -8,6 +8,8 @@ from pathlib import Path
 from atomforge.pipeline import runtime
 from atomforge.pipeline.train.config import TrainConfig
 from atomforge.pipeline.train.node import run_lock, run_node
+from atomforge.pipeline.train.run_dir import RunDir
+from atomforge.pipeline.train.signals import EXIT_REQUEUE, preempted
 
 
 def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
@@ -15,9 +17,8 @@ def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
     of each, not one per core each) unless OMP_NUM_THREADS is set."""
     run_dir = Path(tc.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg_path = run_dir / "train_config.json"
+    cfg_path = RunDir(run_dir).config
     if "TORCHELASTIC_RUN_ID" in os.environ or "LOCAL_RANK" in os.environ:  # already a rank under torchrun
-        from atomforge.pipeline.train.signals import EXIT_REQUEUE, preempted
         from atomforge.pipeline.train.worker import run
 
         cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))

@@ -11,12 +11,11 @@ import os
 
 from atomforge.data_prep.workers import init_worker, set_pdeathsig
 from atomforge.pipeline.train.signals import PREEMPT_SIGNALS
+import signal
 
 
 def torchrun_preexec(launcher_pid: int):
     """preexec_fn for torchrun: preemption signals are ours to forward (ignored there), and it dies with us."""
-    import signal
-
     for s in PREEMPT_SIGNALS:
         signal.signal(s, signal.SIG_IGN)
     set_pdeathsig()

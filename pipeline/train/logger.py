@@ -5,6 +5,9 @@ import json
 import os
 from pathlib import Path
 
+from atomforge.pipeline.train.run_dir import RunDir
+import uuid
+
 
 def wandb_mode() -> str:
     if os.environ.get("WANDB_MODE"):
@@ -17,7 +20,7 @@ def wandb_mode() -> str:
 
 class MetricsLogger:
     def __init__(self, run_dir: Path, config: dict, use_wandb: bool, project: str, resume_step: int = 0):
-        self.path = run_dir / "metrics.jsonl"
+        self.path = RunDir(run_dir).metrics
         if resume_step and self.path.exists():  # drop lines past the resumed step: the rerun writes them again
             lines = [ln for ln in self.path.read_text().splitlines()
                      if ln and json.loads(ln).get("step", 0) <= resume_step]
@@ -45,7 +48,5 @@ class MetricsLogger:
 def _run_id(run_dir: Path) -> str:
     f = run_dir / "wandb_id"
     if not f.exists():
-        import uuid
-
         f.write_text(uuid.uuid4().hex[:12])
     return f.read_text().strip()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from atomforge.pipeline.train.config import TrainConfig
 from atomforge.data_prep.errors import AtomforgeError
+from atomforge.pipeline.train.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
 WHEEL_SLURM = Path("share") / "atomforge" / "slurm"  # where pyproject's data-files put slurm/ in an installed wheel
@@ -73,7 +74,7 @@ def write_config(tc: TrainConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     d = tc.to_dict()
     d["run_dir"], d["data_root"] = str(run_dir), str(Path(tc.data_root).resolve())  # jobs start elsewhere
-    path = run_dir / "train_config.json"
+    path = RunDir(run_dir).config
     path.write_text(json.dumps(d, indent=1))
     return path
 

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.data.loader import LoaderConfig, make_loader
 from atomforge.pipeline.train import checkpoint as ckpt
 from atomforge.pipeline.train.config import TrainConfig
@@ -24,6 +25,8 @@ from atomforge.pipeline.train.losses import counts, loss_terms
 from atomforge.pipeline.train.schedule import warmup_cosine
 from atomforge.pipeline.models.potential import build_model
 from atomforge.pipeline.models.transfer import load_checkpoint_weights
+from atomforge.pipeline.train.run_dir import RunDir
+import socket
 
 
 def device() -> torch.device:
@@ -73,8 +76,6 @@ def init_distributed(tc: TrainConfig):
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -132,16 +133,13 @@ class Trainer:
 
     def __init__(self, tc: TrainConfig, callbacks=()):
         self.tc, self.callbacks = tc, list(callbacks)
-        self.run_dir = Path(tc.run_dir)
+        self.run_dir, self.layout = Path(tc.run_dir), RunDir(tc.run_dir)
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.dev = device()
         self.ema = None  # the EMA weights checkpoints hold, made by EMACallback
         self.stop = False  # set by a callback (preemption): training ends after this step
         self.saved_step = None  # the step of the last checkpoint this trainer wrote
-        card_path = Path(tc.data_root) / "card.json"
-        if not card_path.is_file():
-            raise FileNotFoundError(f"no card.json in {tc.data_root}: build the dataset first (atomforge data build)")
-        self.card = json.loads(card_path.read_text())
+        self.card = BuiltDataset(tc.data_root).card
         seed_all(tc.seed)
         self.model = self._build_model()
         if tc.model.compile:
@@ -155,7 +153,7 @@ class Trainer:
         sched = partial(warmup_cosine, total=tc.steps, warmup=tc.warmup_steps, min_ratio=tc.min_lr_ratio)
         self.engine, _, _, self.sched = deepspeed.initialize(model=self.model, model_parameters=params,
                                                              config=deepspeed_json(tc), lr_scheduler=sched)
-        self.ckpt_root = self.run_dir / "checkpoints"
+        self.ckpt_root = self.layout.checkpoints
         self.step = 0
         mix, epoch_size = train_mix(tc.data_root, tc.mix, tc.mix_temperature, tc.re_upweight)
         lcfg = LoaderConfig(root=tc.data_root, split="train", max_atoms=tc.max_atoms, seed=tc.seed,
@@ -330,8 +328,8 @@ class Trainer:
         dist.all_gather(gathered, steps_done)
         if self.rank == 0:
             ranks = {"world_size": self.world, "steps_per_rank": [int(g) for g in gathered]}
-            (self.run_dir / "ranks.json").write_text(json.dumps(ranks))
-            (self.run_dir / "summary.json").write_text(json.dumps(summary))
+            self.layout.ranks.write_text(json.dumps(ranks))
+            self.layout.summary.write_text(json.dumps(summary))
         return last
 
     def close(self):

@@ -7,16 +7,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("data_prep", "pipeline", "atomforge")  # folders; installed as atomforge.data_prep, atomforge.pipeline
-# earlier first; a module may import its own layer and any earlier one. Export sits below evaluation because
-# evaluation scores what a user receives: an exported folder (a run's checkpoints are exported to be scored).
+# earlier first; a module may import its own layer and any earlier one. Evaluation scores a run's checkpoints
+# straight from them (train.consolidate), so it sits below export, as data flows.
 LAYERS = [
     ("atomforge.data_prep",),
     ("atomforge.pipeline", "atomforge.pipeline.runtime", "atomforge.pipeline.config_types"),
     ("atomforge.pipeline.data",),
     ("atomforge.pipeline.models",),
     ("atomforge.pipeline.train",),
-    ("atomforge.pipeline.export",),
     ("atomforge.pipeline.evaluate",),
+    ("atomforge.pipeline.export",),
     ("atomforge.pipeline.compose",),
     ("atomforge.pipeline.sweep", "atomforge.pipeline.reproduce"),
     ("atomforge.pipeline.demo", "atomforge.pipeline.cli", "atomforge.pipeline.cli_help"),

@@ -148,7 +148,7 @@ def test_a_quarantined_sample_under_a_kept_key_is_neither_read_nor_an_error(tmp_
     from collections import Counter as C
 
     from atomforge.data_prep.integrity import ShardReader
-    from atomforge.pipeline.evaluate.standard import read_split
+    from atomforge.pipeline.data.dataset import read_split
 
     src = {"type": "silicon_re", "path": "../shared/data/silicon_re/Interstitial-enhanced_Training_Set"}
     root = build_dataset(tmp_path / "si_re", [src], workers=1, split={"train": 1.0})

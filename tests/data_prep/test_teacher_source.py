@@ -26,7 +26,7 @@ def _spec(teacher, **kw):
 
 
 def _read_all(root):
-    from atomforge.pipeline.evaluate.standard import read_split
+    from atomforge.pipeline.data.dataset import read_split
 
     return [s for split in ("train", "val", "test") for s in read_split(str(root), split)]
 

@@ -25,7 +25,7 @@ def test_peer_eval_gives_the_standard_and_rare_event_metrics(tiny, tmp_path, pee
 
     from atomforge.data_prep.teachers import get_teacher
     from atomforge.pipeline.evaluate.run import evaluate
-    from atomforge.pipeline.evaluate.standard import read_split
+    from atomforge.pipeline.data.dataset import read_split
 
     rep = evaluate(peer, str(tiny), "test", str(tmp_path / "eval"), make_plots=False)
     structures = list(read_split(str(tiny), "test"))

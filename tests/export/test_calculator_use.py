@@ -21,7 +21,7 @@ def vacancy():
 
 def test_direct_model_warns_once_in_a_relaxation(exported):
     from atomforge.pipeline.export import calculator
-    from atomforge.pipeline.export.calculator import DirectForcesWarning
+    from atomforge.pipeline.models.calculator import DirectForcesWarning
 
     atoms = vacancy()
     atoms.calc = calculator(exported)
@@ -35,7 +35,7 @@ def test_direct_model_warns_once_in_a_relaxation(exported):
 
 def test_conservative_model_relaxes_the_cu_vacancy(emt_dataset, tmp_path):
     from atomforge.pipeline.export import calculator, export
-    from atomforge.pipeline.export.calculator import DirectForcesWarning
+    from atomforge.pipeline.models.calculator import DirectForcesWarning
 
     run = train(tmp_path / "cons", emt_dataset, steps=30, model={"force_mode": "conservative"}, ckpt_every=30)
     atoms = vacancy()

@@ -20,8 +20,8 @@ def new_data(tmp_path_factory):
 
 
 def _errors(model, root) -> tuple[float, float]:
-    from atomforge.pipeline.evaluate.standard import read_split
-    from atomforge.pipeline.export.calculator import predict
+    from atomforge.pipeline.data.dataset import read_split
+    from atomforge.pipeline.models.predict import predict
 
     structs = list(read_split(str(root), "train"))
     preds = predict(model, [s.to_atoms() for s in structs])

@@ -26,10 +26,26 @@ def test_export_reproduces_ema_predictions(zero3_run, exported):
     assert (exported / "inference_ckpt.pt").is_file()
     # the raw (non-EMA) weights are a different model: the check is not vacuous
     raw = load(exported)
-    from atomforge.pipeline.export.consolidate import consolidated_state_dict, find_checkpoint
+    from atomforge.pipeline.train.consolidate import consolidated_state_dict
+    from atomforge.pipeline.train.run_dir import RunDir
 
-    raw.load_state_dict(consolidated_state_dict(find_checkpoint(zero3_run), ema=False))
+    raw.load_state_dict(consolidated_state_dict(RunDir(zero3_run).checkpoint(), ema=False))
     assert compare(raw, zero3_run)[0] > 1e-4
+
+
+def test_checkpoint_model_is_the_model_its_export_holds(zero3_run, exported):
+    """Selection and `atomforge eval <run folder>` score train.consolidate.checkpoint_model without writing an
+    export: it must be the exported model bit for bit (tensors, dtypes, element references, energy scale)."""
+    from atomforge.pipeline.export import load
+    from atomforge.pipeline.train.consolidate import checkpoint_model
+    from atomforge.pipeline.train.run_dir import RunDir
+
+    a, b = checkpoint_model(RunDir(zero3_run).checkpoint("latest")), load(exported)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa)
+    assert torch.equal(a.element_refs, b.element_refs) and a.energy_scale == b.energy_scale
+    assert not a.training
 
 
 @pytest.mark.parametrize("rel,noise,ok",

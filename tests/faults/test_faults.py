@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from atomforge.pipeline.train.checkpoint import complete_checkpoints
+from atomforge.pipeline.train.run_dir import complete_checkpoints
 from atomforge.pipeline.train.signals import EXIT_REQUEUE, preempted
 import fault_runs as runs
 

@@ -16,7 +16,7 @@ import pytest
 from atomforge.data_prep.integrity import CorruptShard
 from atomforge.data_prep.sample_codec import decode
 from atomforge.pipeline.data.loader import CorruptInput, LoaderConfig, ShardBatches
-from atomforge.pipeline.evaluate.standard import read_split
+from atomforge.pipeline.data.dataset import read_split
 from shard_damage import (BAD_FORCE, copy_dataset, drop_digests, drop_shard_hashes, edit_energy, flip_force,
                           rewrite_force_consistently, sha, swap, train_shards, truncate)
 
