@@ -38,11 +38,13 @@ def _task(name: str, level: str, dim: int, loss: str, coef: float, rmsd: float, 
 
 
 def fairchem_config(size: str, db: Path, run_dir: Path, world: int, max_atoms: int, steps: int, card: dict,
-                    lr: float = 2e-3) -> dict:
-    """The fairchem CLI config: our ladder's escn_md backbone with direct energy + force heads, our loss weights."""
+                    lr: float = 2e-3, conservative: bool = False) -> dict:
+    """The fairchem CLI config: our ladder's escn_md backbone with direct energy + force heads, our loss weights;
+    `conservative`: one MLP_EFS_Head, forces = -dE/dx by autograd (fairchem's conservative eSEN/UMA recipe)."""
     family, kw = backbone_kwargs(size)
     assert family == "esen", f"the peer runs escn_md sizes only, not {size}"
-    backbone = {"model": ESCN_MD, **kw, "direct_forces": True, "regress_forces": True, "regress_stress": False}
+    backbone = {"model": ESCN_MD, **kw, "direct_forces": not conservative, "regress_forces": True,
+                "regress_stress": False}
     refs = [0.0] * 101
     for z, v in (card.get("element_references") or {}).items():
         refs[int(z)] = float(v)
@@ -62,6 +64,9 @@ def fairchem_config(size: str, db: Path, run_dir: Path, world: int, max_atoms: i
               "num_workers": 0,
               "collate_fn": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.mt_collater_adapter",
                              "tasks": "${runner.train_eval_unit.tasks}"}}
+    heads = ({"heads": {"efs": {"module": _HEAD + "MLP_EFS_Head"}}, "pass_through_head_outputs": True}
+             if conservative else {"heads": {"energy": {"module": _HEAD + "MLP_Energy_Head"},
+                                             "forces": {"module": _HEAD + "Linear_Force_Head"}}})
     return {
         "job": {"device_type": "CPU", "run_dir": str(run_dir), "debug": True, "logger": None, "seed": 0,
                 "scheduler": {"mode": "LOCAL", "ranks_per_node": world, "distributed_init_method": "TCP"}},
@@ -75,9 +80,7 @@ def fairchem_config(size: str, db: Path, run_dir: Path, world: int, max_atoms: i
                 "_target_": "fairchem.core.units.mlip_unit.mlip_unit.MLIPTrainEvalUnit",
                 "job_config": "${job}",
                 "tasks": tasks,
-                "model": {"_target_": "fairchem.core.models.base.HydraModel", "backbone": backbone,
-                          "heads": {"energy": {"module": _HEAD + "MLP_Energy_Head"},
-                                    "forces": {"module": _HEAD + "Linear_Force_Head"}}},
+                "model": {"_target_": "fairchem.core.models.base.HydraModel", "backbone": backbone, **heads},
                 "optimizer_fn": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": lr, "weight_decay": 1e-3},
                 "cosine_lr_scheduler_fn": {
                     "_target_": "fairchem.core.units.mlip_unit.mlip_unit._get_consine_lr_scheduler",

@@ -56,9 +56,3 @@ def test_missing_source_file(tmp_path):
 
 def test_export_missing_run(tmp_path):
     assert_one_line_error(run_cli("export", f"run={tmp_path}/absent"), "run directory not found")
-
-
-def test_models_lists_ladder():
-    p = run_cli("models")
-    assert p.returncode == 0, p.stderr
-    assert "esen_xs" in p.stdout and "esen_s" in p.stdout and "escaip_s" in p.stdout

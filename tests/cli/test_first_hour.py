@@ -75,9 +75,10 @@ def test_hydra_hints_survive():
         "`atomforge <stage> --cfg job` lists them"], p.stderr
 
 
-def test_no_third_party_noise():
+def test_models_lists_the_ladder_without_third_party_noise():
     p = run("models")
-    assert p.returncode == 0 and "esen_xs" in p.stdout
+    assert p.returncode == 0 and all(f"\n{m} " in p.stdout for m in ("esen_xs", "esen_s", "mole_s", "escaip_s"))
+    assert "203,906" in p.stdout  # esen_xs's parameters, counted on the meta device
     assert "Warp" not in p.stderr and "CUDA" not in p.stderr and "Setting accelerator" not in p.stderr, p.stderr
 
 

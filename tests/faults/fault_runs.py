@@ -10,6 +10,8 @@ from pathlib import Path
 
 import psutil
 
+from atomforge.pipeline.train.run_dir import RunDir
+
 REPO = Path(__file__).resolve().parents[2]
 BASE = {"steps": 6, "max_atoms": 128, "wandb": False, "progress": False, "ckpt_every": 2, "warmup_steps": 2,
         "world_size": 2, "resume": "auto", "keep_last": 3}
@@ -39,8 +41,7 @@ def run(run_dir: Path, data_root: Path, faults: dict | None = None, **over) -> t
 
 
 def rows(run_dir: Path) -> list[dict]:
-    p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []
+    return RunDir(run_dir).rows()
 
 
 def step_rows(run_dir: Path) -> dict[int, dict]:

@@ -8,11 +8,11 @@ import pytest
 
 from helpers import train
 from atomforge.pipeline.train.config import DeepSpeedConfig, TrainConfig
+from atomforge.pipeline.train.run_dir import RunDir
 
 
 def rows(run_dir) -> list[dict]:
-    return [r for r in (json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln)
-            if "loss" in r]
+    return [r for r in RunDir(run_dir).rows() if "loss" in r]
 
 
 def test_zero3_conservative_is_refused_with_the_alternative(tmp_path):
