@@ -8,7 +8,7 @@ warm-up step (compiles, first graph), then steps until --min-seconds have passed
 are exported conservative-force esen_xs / esen_s (2 training steps on mlearn Si: the weights' values do not change
 the cost). Ours and the peer take turns per cell, so drift in the machine's speed hits both alike. Usage:
     python bench/md_throughput.py [--sizes esen_xs esen_s] [--cells 64 512 4096] [--contended] [--quick]
---quick runs the same code paths in seconds (one tiny model, 8- and 16-atom cells): the CPU test mode.
+--quick runs the same code paths in seconds (one tiny model, an 8-atom cell): the CPU test mode.
 """
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def main():
         print(json.dumps(md_rate(make_calc(a.child, a.child_folder or None), a.cells[0], a.min_seconds, a.min_steps)))
         return
     if a.quick:
-        a.sizes, a.cells, a.compile_cells, a.teachers, a.min_seconds, a.min_steps = ["esen_xs"], [8, 16], [], [], 0.0, 2
+        a.sizes, a.cells, a.compile_cells, a.teachers, a.min_seconds, a.min_steps = ["esen_xs"], [8], [], [], 0.0, 2
     os.environ.setdefault("WANDB_MODE", "offline")
     import torch
 

@@ -52,16 +52,15 @@ def test_checkpoint_model_is_the_model_its_export_holds(zero3_run, exported):
                          [(5e-7, 0.0, True), (2e-6, 0.0, False), (3e-6, 1e-6, True), (5e-6, 1e-6, False)])
 def test_round_trip_tolerance_follows_the_models_own_repeatability(tmp_path, monkeypatch, rel, noise, ok):
     """1e-6, widened only to 4x the spread between two evaluations of the same weights (conservative forces)."""
-    import atomforge.pipeline.export.verify as verify
-    from atomforge.pipeline.export.hub import _round_trip
+    import atomforge.pipeline.export.hub as hub
 
-    (tmp_path / verify.PREDICTIONS).write_text(json.dumps({"step": 7, "structures": []}))
-    monkeypatch.setattr(verify, "compare", lambda model, run, repeats=0: (rel, noise if repeats else 0.0))
+    (tmp_path / hub.PREDICTIONS).write_text(json.dumps({"step": 7, "structures": []}))
+    monkeypatch.setattr(hub, "compare", lambda model, run, repeats=0: (rel, noise if repeats else 0.0))
     if ok:
-        assert _round_trip(None, str(tmp_path), 7, ema=True)["max_relative_difference"] == rel
+        assert hub._round_trip(None, str(tmp_path), 7, ema=True)["max_relative_difference"] == rel
     else:
         with pytest.raises(RuntimeError, match="do not reproduce"):
-            _round_trip(None, str(tmp_path), 7, ema=True)
+            hub._round_trip(None, str(tmp_path), 7, ema=True)
 
 
 def test_zero3_and_zero0_exports_identical(emt_dataset, tmp_path):
