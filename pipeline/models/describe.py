@@ -89,14 +89,18 @@ def flops_per_atom(name: str) -> float:
 def ladder_table(flops: bool = True) -> list[dict]:
     rows = []
     for name, (family, kw) in LADDER.items():
-        rows.append({"name": name, "family": family, "params": count_parameters(name), "active_params": active_parameters(name),
-                     "channels": kw.get("sphere_channels", kw.get("hidden_size")), "layers": kw["num_layers"], "lmax": kw.get("lmax", len(kw.get("freequency_list", [0])) - 1),
-                     "experts": kw.get("num_experts", 0), "gflops_per_atom": flops_per_atom(name) / 1e9 if flops else None})
+        rows.append({"name": name, "family": family, "params": count_parameters(name),
+                     "active_params": active_parameters(name),
+                     "channels": kw.get("sphere_channels", kw.get("hidden_size")), "layers": kw["num_layers"],
+                     "lmax": kw.get("lmax", len(kw.get("freequency_list", [0])) - 1),
+                     "experts": kw.get("num_experts", 0),
+                     "gflops_per_atom": flops_per_atom(name) / 1e9 if flops else None})
     return rows
 
 
 def print_ladder(flops: bool = True):
-    print(f"{'name':10s} {'family':7s} {'params':>15s} {'active':>15s} {'ch':>5s} {'layers':>6s} {'lmax':>4s} {'experts':>7s} {'GFLOP/atom':>10s}")
+    print(f"{'name':10s} {'family':7s} {'params':>15s} {'active':>15s} {'ch':>5s} {'layers':>6s} {'lmax':>4s} "
+          f"{'experts':>7s} {'GFLOP/atom':>10s}")
     for r in ladder_table(flops):
         g = f"{r['gflops_per_atom']:10.3f}" if r["gflops_per_atom"] is not None else f"{'-':>10s}"
         print(f"{r['name']:10s} {r['family']:7s} {r['params']:>15,d} {r['active_params']:>15,d} {r['channels']:>5d} "

@@ -80,7 +80,8 @@ def _download(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id=repo_id, allow_patterns=[CONFIG, WEIGHTS, CARD]))
     except LocalEntryNotFoundError as e:
-        raise FileNotFoundError(f"hub repository {repo_id} is not in the cache and the hub cannot be reached (offline?)") from e
+        raise FileNotFoundError(f"hub repository {repo_id} is not in the cache and the hub cannot be reached "
+                                "(offline?)") from e
     except Exception as e:  # noqa: BLE001 - network, auth, unknown repo: one clear line
         raise FileNotFoundError(f"hub repository {repo_id} could not be fetched: {e}") from e
 
@@ -95,7 +96,8 @@ def read_config(path: str | Path) -> dict:
     cfg = json.loads(cfg_file.read_text())
     v = cfg.get("format_version")
     if not isinstance(v, int) or v > FORMAT_VERSION:
-        raise ValueError(f"{cfg_file} has format_version {v!r}; this atomforge reads up to {FORMAT_VERSION} (upgrade atomforge)")
+        raise ValueError(f"{cfg_file} has format_version {v!r}; this atomforge reads up to {FORMAT_VERSION} "
+                         "(upgrade atomforge)")
     return cfg
 
 

@@ -41,25 +41,36 @@ _ESCAIP_COMMON = dict(
 
 # name: (family, overrides). Parameter counts are printed by `atomforge models`.
 LADDER: dict[str, tuple[str, dict]] = {
-    "esen_xs": ("esen", dict(sphere_channels=32, hidden_channels=32, edge_channels=32, num_distance_basis=32, lmax=2, mmax=2, num_layers=2)),
-    "esen_s": ("esen", dict(sphere_channels=64, hidden_channels=64, edge_channels=64, num_distance_basis=64, lmax=2, mmax=2, num_layers=4)),
-    "esen_m": ("esen", dict(sphere_channels=128, hidden_channels=128, edge_channels=128, num_distance_basis=128, lmax=4, mmax=2, num_layers=6)),
-    "esen_l": ("esen", dict(sphere_channels=256, hidden_channels=256, edge_channels=128, num_distance_basis=256, lmax=4, mmax=2, num_layers=8)),
-    "esen_xl": ("esen", dict(sphere_channels=512, hidden_channels=512, edge_channels=256, num_distance_basis=256, lmax=6, mmax=2, num_layers=16)),
-    "esen_xxl": ("esen", dict(sphere_channels=1024, hidden_channels=1024, edge_channels=512, num_distance_basis=512, lmax=6, mmax=2, num_layers=16)),
+    "esen_xs": ("esen", dict(sphere_channels=32, hidden_channels=32, edge_channels=32, num_distance_basis=32,
+                             lmax=2, mmax=2, num_layers=2)),
+    "esen_s": ("esen", dict(sphere_channels=64, hidden_channels=64, edge_channels=64, num_distance_basis=64,
+                            lmax=2, mmax=2, num_layers=4)),
+    "esen_m": ("esen", dict(sphere_channels=128, hidden_channels=128, edge_channels=128, num_distance_basis=128,
+                            lmax=4, mmax=2, num_layers=6)),
+    "esen_l": ("esen", dict(sphere_channels=256, hidden_channels=256, edge_channels=128, num_distance_basis=256,
+                            lmax=4, mmax=2, num_layers=8)),
+    "esen_xl": ("esen", dict(sphere_channels=512, hidden_channels=512, edge_channels=256, num_distance_basis=256,
+                             lmax=6, mmax=2, num_layers=16)),
+    "esen_xxl": ("esen", dict(sphere_channels=1024, hidden_channels=1024, edge_channels=512, num_distance_basis=512,
+                              lmax=6, mmax=2, num_layers=16)),
     # Mixture of linear experts (UMA-style): expert SO(2) weights are mixed per structure from its composition,
     # so a structure runs a dense model of the eSEN size (active) while the total holds num_experts copies.
-    "mole_s": ("mole", dict(sphere_channels=64, hidden_channels=64, edge_channels=64, num_distance_basis=64, lmax=2, mmax=2, num_layers=4,
+    "mole_s": ("mole", dict(sphere_channels=64, hidden_channels=64, edge_channels=64, num_distance_basis=64,
+                            lmax=2, mmax=2, num_layers=4,
                             num_experts=8, use_composition_embedding=True)),
-    "mole_m": ("mole", dict(sphere_channels=128, hidden_channels=128, edge_channels=128, num_distance_basis=128, lmax=4, mmax=2, num_layers=6,
+    "mole_m": ("mole", dict(sphere_channels=128, hidden_channels=128, edge_channels=128, num_distance_basis=128,
+                            lmax=4, mmax=2, num_layers=6,
                             num_experts=32, use_composition_embedding=True)),
-    # attention (EScAIP): head_dim = hidden_size / atten_num_heads must equal sum(freequency_list) (fairchem's spelling)
+    # attention (EScAIP): head_dim = hidden_size / atten_num_heads must equal sum(freequency_list) (fairchem's
+    # spelling)
     "escaip_s": ("escaip", dict(hidden_size=64, num_layers=2, atten_num_heads=4, freequency_list=[4, 4, 4, 4],
-                                atom_embedding_size=64, node_direction_embedding_size=32, node_direction_expansion_size=10,
-                                edge_distance_expansion_size=64, edge_distance_embedding_size=64)),
+                                atom_embedding_size=64, node_direction_embedding_size=32,
+                                node_direction_expansion_size=10, edge_distance_expansion_size=64,
+                                edge_distance_embedding_size=64)),
 }
 BACKBONES = {"esen": ESCN_MD, "mole": ESCN_MOE, "escaip": ESCAIP}
-MOE_KEYS = ("num_experts", "use_composition_embedding", "moe_dropout", "composition_dropout", "moe_layer_type", "moe_single", "moe_type")
+MOE_KEYS = ("num_experts", "use_composition_embedding", "moe_dropout", "composition_dropout", "moe_layer_type",
+            "moe_single", "moe_type")
 
 
 def dense_equivalent(kw: dict) -> dict:

@@ -54,9 +54,11 @@ class Potential(nn.Module):
         kw.update(direct_forces=direct, regress_forces=True, regress_stress=cfg.stress and not direct)
         if family == "escaip":
             if not direct or cfg.stress or cfg.activation_checkpointing:
-                raise ValueError(f"{cfg.name} (EScAIP) is wired with direct energy/force heads only: use model.force_mode=direct, "
-                                 "model.stress=false, model.activation_checkpointing=false, or an esen_* size for those")
-            heads = {"energy": {"module": _ESCAIP + "EScAIPEnergyHead"}, "forces": {"module": _ESCAIP + "EScAIPDirectForceHead"}}
+                raise ValueError(f"{cfg.name} (EScAIP) is wired with direct energy/force heads only: use "
+                                 "model.force_mode=direct, model.stress=false, model.activation_checkpointing=false, "
+                                 "or an esen_* size for those")
+            heads = {"energy": {"module": _ESCAIP + "EScAIPEnergyHead"},
+                     "forces": {"module": _ESCAIP + "EScAIPDirectForceHead"}}
         elif direct:
             heads = {"energy": {"module": _HEAD + "MLP_Energy_Head"}, "forces": {"module": _HEAD + "Linear_Force_Head"}}
             if cfg.stress:
@@ -71,9 +73,11 @@ class Potential(nn.Module):
                 raise ValueError(f"per-task energy heads are wired for eSEN/MoLE sizes, not {cfg.name}")
             key = "energy" if direct else "efs"
             inner = heads[key]
-            heads[key] = {"module": _PER_TASK, "head_cls": inner["module"], "dataset_mapping": {t: t for t in self.tasks},
+            heads[key] = {"module": _PER_TASK, "head_cls": inner["module"],
+                          "dataset_mapping": {t: t for t in self.tasks},
                           "head_kwargs": {"wrap_property": False} if not direct else {}, "wrap_property": False}
-        self.model = HydraModel(backbone=dict(model=BACKBONES[family], **kw), heads=heads, otf_graph=True, pass_through_head_outputs=not direct)
+        self.model = HydraModel(backbone=dict(model=BACKBONES[family], **kw), heads=heads, otf_graph=True,
+                                pass_through_head_outputs=not direct)
         self.element_refs = _ref_table(element_references)  # plain attribute: kept float64, exported in the config
         self.default_task = (cfg.default_task or self.tasks[0]) if self.tasks else ""
         # one row per task (row 0: the model's own references, for tasks without an entry)
@@ -128,7 +132,8 @@ class Potential(nn.Module):
     def reference_energy(self, batch) -> torch.Tensor:
         dev = batch["pos"].device
         if self.tasks:
-            row = torch.tensor([self.tasks.index(t) + 1 if t in self.tasks else 0 for t in self.task_names(batch)], device=dev)
+            row = torch.tensor([self.tasks.index(t) + 1 if t in self.tasks else 0 for t in self.task_names(batch)],
+                               device=dev)
             refs = self.task_refs.to(dev)[row[batch["batch"]], batch["atomic_numbers"].long()]
         else:
             refs = self.element_refs.to(dev)[batch["atomic_numbers"].long()]
@@ -153,14 +158,16 @@ class Potential(nn.Module):
             names = self.task_names(batch)
             unknown = set(names) - set(self.tasks)
             if unknown:
-                raise ValueError(f"samples of dataset/task {sorted(unknown)} but this model has energy heads for {self.tasks} (model.tasks)")
+                raise ValueError(f"samples of dataset/task {sorted(unknown)} but this model has energy heads for "
+                                 f"{self.tasks} (model.tasks)")
             batch.dataset = names
         out = self._network(batch)
         if self.tasks:
             out = self._merge_tasks(out, batch)
         s = self.energy_scale
         e_nn = _unwrap(out["energy"]).float().view(-1) * s
-        res = {"energy_nn": e_nn, "energy": e_nn.double() + self.reference_energy(batch), "forces": _unwrap(out["forces"]).float() * s}
+        res = {"energy_nn": e_nn, "energy": e_nn.double() + self.reference_energy(batch),
+               "forces": _unwrap(out["forces"]).float() * s}
         if "stress" in out:
             res["stress"] = _unwrap(out["stress"]).float().view(-1, 3, 3) * s
         return res

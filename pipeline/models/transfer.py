@@ -30,7 +30,8 @@ def load_checkpoint_weights(model: torch.nn.Module, ckpt_dir: str | Path) -> lis
         raise FileNotFoundError(f"{ckpt_dir} is not a complete training checkpoint (no ema.pt)")
     state = convert_force_mode(torch.load(path, map_location="cpu", weights_only=True), model.cfg.force_mode)
     missing, unexpected = model.load_state_dict(state, strict=False)
-    params = {k for k, _ in model.named_parameters()}  # EMA files hold parameters; buffers (Wigner-D tables) are rebuilt
+    params = {k for k, _ in model.named_parameters()}  # EMA files hold parameters; buffers (Wigner-D) are rebuilt
     if unexpected or [k for k in missing if "output_heads" not in k and k in params]:
-        raise ValueError(f"checkpoint {ckpt_dir} does not fit this model: unexpected {unexpected[:3]}, missing {missing[:3]}")
+        raise ValueError(f"checkpoint {ckpt_dir} does not fit this model: unexpected {unexpected[:3]}, "
+                         f"missing {missing[:3]}")
     return missing

@@ -57,3 +57,34 @@ def test_shipped_folder_is_small_and_loads_offline_in_one_line(folder, monkeypat
         b.calc = atomforge.fairchem_calculator(str(folder))
         assert b.get_potential_energy() == pytest.approx(e, abs=1e-4)
         assert np.abs(b.get_forces() - f).max() < 1e-4
+
+
+
+@pytest.mark.slow
+def test_the_foundation_model_runs_compiled_on_a_chosen_head():
+    """compile=True on a multi-head model: the calculator runs the one head asked for (the mixture-of-experts head
+    of the whole model fails under inductor), on a copy whose weights need no gradient; the user's model is kept."""
+    import atomforge
+    from ase.build import bulk
+
+    from atomforge.pipeline.models.folder import load
+
+    model = load(REPO / "models" / "atomforge-fm-xs")
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    atoms.calc = atomforge.calculator(model, compile=True, task="silicon_re")
+    assert atoms.calc.net.compiled and not atoms.calc.net.tasks
+    assert not any(p.requires_grad for p in atoms.calc.net.parameters())
+    assert model.tasks and not model.compiled
+    assert trainable == [n for n, p in model.named_parameters() if p.requires_grad]
+    eager, default = atoms.copy(), atoms.copy()
+    eager.calc = atomforge.calculator(model, task="silicon_re")
+    default.calc = atomforge.calculator(model)
+    for _ in range(2):  # a second geometry reuses the compiled graph
+        e = eager.get_potential_energy()
+        assert atoms.get_potential_energy() == pytest.approx(e, abs=1e-4)
+        assert np.abs(atoms.get_forces() - eager.get_forces()).max() < 1e-4
+        assert abs(default.get_potential_energy() - e) > 1e-2  # the head asked for is the head that ran
+        for a in (atoms, eager, default):
+            a.positions[0, 0] += 0.02

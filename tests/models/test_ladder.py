@@ -31,7 +31,8 @@ def test_mixture_trains_both_force_modes():
         out = m(batch)
         assert out["forces"].shape == (32, 3) and torch.isfinite(out["energy"]).all()
         out["energy_nn"].sum().backward()
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.named_parameters() if "routing" in n or "expert" in n.lower() or "so2" in n)
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.named_parameters()
+                   if "routing" in n or "expert" in n.lower() or "so2" in n)
 
 
 def test_flops_per_atom_counted_and_grow_with_size():

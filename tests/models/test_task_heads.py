@@ -101,6 +101,7 @@ def test_a_new_task_starts_as_a_copy_of_its_source_head_with_its_own_references(
     assert float(new_e["energy_nn"][0]) == pytest.approx(float(old_e["energy_nn"][0]), abs=1e-6)
     assert float(new_e["energy"][0] - old_e["energy"][0]) == pytest.approx(-16.0, abs=1e-5)
     for t in ("dft", "emt", "teacher"):  # the parent's heads are kept as they were
-        assert float(new(_si_batch([t]))["energy"][0]) == pytest.approx(float(model(_si_batch([t]))["energy"][0]), abs=1e-6)
+        assert float(new(_si_batch([t]))["energy"][0]) == pytest.approx(float(model(_si_batch([t]))["energy"][0]),
+                                                                         abs=1e-6)
     with pytest.raises(ValueError, match="init_task_from"):
         add_task(model.cfg, model.state_dict(), "target", "missing", {})
