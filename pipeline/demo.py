@@ -4,14 +4,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from atomforge.pipeline.models.potential import build_model
+
 from atomforge.data_prep.build import BuildConfig, build
 from atomforge.data_prep.errors import UsageError
 from atomforge.pipeline.compose import train_config
-from atomforge.pipeline.evaluate.run import evaluate
-from atomforge.pipeline.evaluate.after_training import select_after_training
-from atomforge.pipeline.export.hub import export, load
 from atomforge.pipeline.data.dataset import read_split
+from atomforge.pipeline.evaluate.after_training import select_after_training
+from atomforge.pipeline.evaluate.run import evaluate
+from atomforge.pipeline.export.hub import export, load
+from atomforge.pipeline.models.potential import build_model
 from atomforge.pipeline.models.predict import predict
 from atomforge.pipeline.train.consolidate import consolidated_state_dict
 from atomforge.pipeline.train.launch import launch

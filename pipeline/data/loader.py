@@ -20,10 +20,10 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from atomforge.data_prep.errors import AtomforgeError
 from atomforge.data_prep.integrity import ShardHashMismatch, ShardReader, expected_hash, reason, sample_digest
 from atomforge.data_prep.sample_codec import decode
 from atomforge.pipeline.data.convert import structures_to_batch
-from atomforge.data_prep.errors import AtomforgeError
 from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.data.plan import epoch_plan, mixed_plan
 

@@ -10,7 +10,8 @@ from ase.calculators.emt import EMT
 from atomforge.pipeline.data.dataset import read_split
 from atomforge.pipeline.evaluate import plots
 from atomforge.pipeline.evaluate.peers import Peer, is_peer
-from atomforge.pipeline.evaluate.properties import DEFINITIONS as PROPERTY_DEFINITIONS, property_suite
+from atomforge.pipeline.evaluate.properties import DEFINITIONS as PROPERTY_DEFINITIONS
+from atomforge.pipeline.evaluate.properties import property_suite
 from atomforge.pipeline.evaluate.rare_events import DEFINITIONS as RE_DEFINITIONS
 from atomforge.pipeline.evaluate.rare_events import REAccumulator, dft_noise_floor, rare_event_metrics, re_mask
 from atomforge.pipeline.evaluate.report import write_report

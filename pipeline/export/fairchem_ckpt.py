@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from atomforge.pipeline.data.convert import DEFAULT_TASK
-from atomforge.pipeline.models.potential import MAX_Z, Potential
 from atomforge.pipeline.models.ladder import ESCN_MD, backbone_kwargs
+from atomforge.pipeline.models.potential import MAX_Z, Potential
 
 _PREFIX = "model."  # Potential keeps the HydraModel under `.model`
 _NORMALIZER = "fairchem.core.modules.normalization.normalizer.Normalizer"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from atomforge.pipeline.export.fairchem_load import fairchem_predict_unit, fairchem_task
-from importlib import metadata
 
 
 def _load_mpi():

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from atomforge.pipeline.models.config import ModelConfig
-from atomforge.pipeline.train.run_dir import RunDir
 from atomforge.pipeline.sweep.flops import count_flops, sample_batch
+from atomforge.pipeline.train.run_dir import RunDir
 
 
 def atoms_processed(run_dir: Path) -> tuple[int, int, float]:

@@ -9,22 +9,22 @@ fine-tuned model."""
 from __future__ import annotations
 
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from atomforge.data_prep.errors import UsageError
+from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.evaluate.peers import Peer
+from atomforge.pipeline.reproduce.compute import run_compute
 from atomforge.pipeline.reproduce.finetune_report import body, plot
 from atomforge.pipeline.reproduce.foundation import build_corpus
 from atomforge.pipeline.reproduce.pretrain_finetune import fraction_sources, pct
 from atomforge.pipeline.reproduce.runner import Runner
 from atomforge.pipeline.reproduce.scoring import score_model, score_split
-from atomforge.pipeline.train.node import forwarding_signals
-from atomforge.pipeline.data.dataset import BuiltDataset
-from atomforge.pipeline.train.run_dir import RunDir
-from atomforge.data_prep.errors import UsageError
-import shutil
-from atomforge.pipeline.reproduce.compute import run_compute
-from atomforge.pipeline.evaluate.peers import Peer
 from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
+from atomforge.pipeline.train.node import forwarding_signals
+from atomforge.pipeline.train.run_dir import RunDir
 
 
 def target_paths(s: dict) -> tuple[Path, str]:

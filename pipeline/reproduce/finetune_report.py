@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atomforge.pipeline.reproduce.runner import fmt, table
 from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
+from atomforge.pipeline.reproduce.runner import fmt, table
 
 LABELS = {"scratch": "from scratch", "finetune": "fine-tuned", "replay": "fine-tuned with replay"}
 STYLES = {"scratch": "k-o", "finetune": "-s", "replay": "-^"}

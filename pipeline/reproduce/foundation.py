@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
+import numpy as np
+
+from atomforge.data_prep.build import BuildConfig, build
+from atomforge.data_prep.errors import UsageError
+from atomforge.pipeline.compose import CONFIG_DIR
+from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.export.hub import export
 from atomforge.pipeline.reproduce.compute import run_compute
 from atomforge.pipeline.reproduce.runner import Runner, fmt, provenance, table
 from atomforge.pipeline.reproduce.scoring import score_model, zero_shot_rows
-from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.train.run_dir import RunDir
-from atomforge.data_prep.errors import UsageError
-from atomforge.pipeline.compose import CONFIG_DIR
-import time
-from atomforge.data_prep.build import BuildConfig, build
-from atomforge.pipeline.export.hub import export
-import numpy as np
 
 
 def corpus_config(cfg: dict, name: str, root: str | None) -> tuple[Path, dict]:

@@ -1,8 +1,8 @@
 """`atomforge reproduce mlearn-si`: train on mlearn Si, select on val, report test MAE beside Zuo et al. (2020)."""
 from __future__ import annotations
 
-from atomforge.pipeline.reproduce.runner import Runner, fmt, table
 from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.reproduce.runner import Runner, fmt, table
 
 # Published test-set errors on the same mlearn Si split. Definitions: MAE over the test set; energy per atom
 # (meV/atom), forces per component (eV/Å). Values as restated in issue 9 (check against the paper's Table/Figure).

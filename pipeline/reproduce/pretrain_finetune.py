@@ -7,10 +7,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
 from atomforge.pipeline.reproduce.runner import Runner, fmt, merge, subset, table
 from atomforge.pipeline.train.node import forwarding_signals
-from atomforge.pipeline.data.dataset import BuiltDataset
 
 LABELS = {"scratch": "from scratch", "no_si": "fine-tuned from pre-trained (no Si)",
           "with_si_re": "fine-tuned from pre-trained (+ silicon_re)"}
@@ -41,6 +41,7 @@ def plot(curves: dict, fractions: list[float], counts: dict, out: Path) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from atomforge.pipeline.evaluate.plots import readable_log_y, save_figure
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))

@@ -12,15 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from atomforge.pipeline.train.run_dir import RunDir
-from atomforge.data_prep.errors import UsageError
 from atomforge.data_prep.build import BuildConfig, build
+from atomforge.data_prep.errors import UsageError
 from atomforge.pipeline.compose import assemble_train_config
 from atomforge.pipeline.evaluate.after_training import select_after_training
-from atomforge.pipeline.train.launch import launch
+from atomforge.pipeline.evaluate.run import evaluate
 from atomforge.pipeline.evaluate.select import select_checkpoints
 from atomforge.pipeline.export.hub import export
-from atomforge.pipeline.evaluate.run import evaluate
+from atomforge.pipeline.train.launch import launch
+from atomforge.pipeline.train.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atomforge.pipeline.reproduce.runner import table
-from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
-from atomforge.pipeline.evaluate.run import score_pairs
 from atomforge.pipeline.data.dataset import read_split
-from atomforge.pipeline.models.predict import predict_structures
+from atomforge.pipeline.evaluate.run import score_pairs
 from atomforge.pipeline.models.folder import load
 from atomforge.pipeline.models.predict import check_elements as _check_elements
+from atomforge.pipeline.models.predict import predict_structures
+from atomforge.pipeline.reproduce.runner import table
+from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
 
 
 class _Exported:

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from atomforge.pipeline.reproduce.runner import Runner, fmt, table
-from atomforge.pipeline.train.run_dir import RunDir
 import numpy as np
+
 from atomforge.data_prep.errors import UsageError
-from atomforge.pipeline.compose import compose, plain as _plain
+from atomforge.pipeline.compose import compose
+from atomforge.pipeline.compose import plain as _plain
 from atomforge.pipeline.evaluate.properties import neb_barrier, vacancy_formation_energy
 from atomforge.pipeline.evaluate.run import load_model
 from atomforge.pipeline.models.calculator import calculator
+from atomforge.pipeline.reproduce.runner import Runner, fmt, table
+from atomforge.pipeline.train.run_dir import RunDir
 
 # Published values for the neutral Si vacancy (no DFT barrier is shipped with the training data, so these are
 # the ground truth; their spread is part of the answer).

@@ -10,13 +10,13 @@ import time
 
 import numpy as np
 
+from atomforge.data_prep.sources import make_source
+from atomforge.data_prep.structure import ReadError
+from atomforge.data_prep.validate import ValidationConfig, check
 from atomforge.pipeline.evaluate.peers import Peer
 from atomforge.pipeline.evaluate.rare_events import dft_noise_floor
 from atomforge.pipeline.evaluate.run import score_pairs
 from atomforge.pipeline.reproduce.runner import Runner, fmt, table
-from atomforge.data_prep.sources import make_source
-from atomforge.data_prep.structure import ReadError
-from atomforge.data_prep.validate import ValidationConfig, check
 
 DEFINITIONS = {
     "energy_mae_per_atom": "mean over structures of |E_pred - E_ref| / n_atoms (eV/atom)",

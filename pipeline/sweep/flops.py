@@ -14,13 +14,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from atomforge.data_prep.structure import Structure
+from atomforge.pipeline.data.convert import structures_to_batch
 from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.models.config import ModelConfig
-from atomforge.pipeline.sweep.spec import Size
-from atomforge.pipeline.models.potential import build_model
 from atomforge.pipeline.models.describe import empty_weights
-from atomforge.pipeline.data.convert import structures_to_batch
-from atomforge.data_prep.structure import Structure
+from atomforge.pipeline.models.potential import build_model
+from atomforge.pipeline.sweep.spec import Size
 from atomforge.pipeline.train.losses import loss_terms
 
 

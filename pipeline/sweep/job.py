@@ -18,13 +18,13 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from atomforge.pipeline.compose import CONFIG_DIR, assemble_train_config, register_schemas
-from atomforge.pipeline.sweep import status
-from atomforge.pipeline.sweep.spec import Run, SweepSpec
 from atomforge.pipeline.data.dataset import read_split
+from atomforge.pipeline.evaluate.after_training import select_after_training
 from atomforge.pipeline.evaluate.run import load_model
 from atomforge.pipeline.evaluate.standard import ErrorAccumulator
 from atomforge.pipeline.models.predict import predict_structures
-from atomforge.pipeline.evaluate.after_training import select_after_training
+from atomforge.pipeline.sweep import status
+from atomforge.pipeline.sweep.spec import Run, SweepSpec
 from atomforge.pipeline.train.launch import launch
 
 log = logging.getLogger(__name__)

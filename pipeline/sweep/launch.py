@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from atomforge.pipeline.sweep import status
+from atomforge.pipeline.sweep.lr_scan import choose_lrs
 from atomforge.pipeline.sweep.plan import make_plan
 from atomforge.pipeline.sweep.spec import SweepSpec
-from atomforge.pipeline.sweep.lr_scan import choose_lrs
 
 LAUNCHERS = {"basic": "basic", "submitit_slurm": "submitit_slurm", "submitit_local": "submitit_local"}
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from atomforge.pipeline.compose import compose, plain
 from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.data.plan import pack
 from atomforge.pipeline.sweep.flops import flops_table
 from atomforge.pipeline.sweep.spec import SweepSpec
-from atomforge.pipeline.compose import compose, plain
 
 
 def data_stats(data_root: str, max_atoms: int, mean_atoms: float) -> dict:

@@ -6,6 +6,7 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from atomforge.pipeline.models.ladder import LADDER
 
 UNITS = ("structures", "atoms")

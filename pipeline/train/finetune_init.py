@@ -6,8 +6,8 @@ import logging
 
 import torch
 
-from atomforge.pipeline.models.folder import load_state
 from atomforge.pipeline.models.config import ModelConfig
+from atomforge.pipeline.models.folder import load_state
 from atomforge.pipeline.models.potential import build_model
 from atomforge.pipeline.models.tasks import add_task
 

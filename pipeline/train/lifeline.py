@@ -8,10 +8,10 @@ signal tied to the launcher, and each rank one tied to torchrun plus a watchdog 
 from __future__ import annotations
 
 import os
+import signal
 
 from atomforge.data_prep.workers import init_worker, set_pdeathsig
 from atomforge.pipeline.train.signals import PREEMPT_SIGNALS
-import signal
 
 
 def torchrun_preexec(launcher_pid: int):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 from atomforge.pipeline.train.run_dir import RunDir
-import uuid
 
 
 def wandb_mode() -> str:

@@ -9,8 +9,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from atomforge.pipeline.train.config import TrainConfig
 from atomforge.data_prep.errors import AtomforgeError
+from atomforge.pipeline.train.config import TrainConfig
 from atomforge.pipeline.train.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import time
 from datetime import timedelta
 from functools import partial
@@ -17,16 +18,15 @@ from tqdm import tqdm
 
 from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.data.loader import LoaderConfig, make_loader
+from atomforge.pipeline.models.potential import build_model
+from atomforge.pipeline.models.transfer import load_checkpoint_weights
 from atomforge.pipeline.train import checkpoint as ckpt
 from atomforge.pipeline.train.config import TrainConfig
 from atomforge.pipeline.train.data_mix import train_mix, with_task_references
 from atomforge.pipeline.train.finetune_init import build_from_parent, hold_backbone, param_groups
 from atomforge.pipeline.train.losses import counts, loss_terms
-from atomforge.pipeline.train.schedule import warmup_cosine
-from atomforge.pipeline.models.potential import build_model
-from atomforge.pipeline.models.transfer import load_checkpoint_weights
 from atomforge.pipeline.train.run_dir import RunDir
-import socket
+from atomforge.pipeline.train.schedule import warmup_cosine
 
 
 def device() -> torch.device:
