@@ -113,25 +113,29 @@ def run(cfg: dict) -> dict:
     forget = {"parent": score_split(parent, corpus, s["forgetting_split"], rep["task"], r.device)} if corpus else {}
 
     scratch_model = {"name": arch["name"], "backbone": arch["backbone"], "force_mode": arch["force_mode"], "tasks": []}
+    # scratch gets every learning rate of the scan and keeps the one its val split prefers: "beats scratch" must
+    # not mean "scratch had a poor learning rate" (the first lr's run keeps the plain name, so old runs resume)
+    scratch_lrs = [float(x) for x in (s.get("scratch_lrs") or [s["train"]["lr"]])]
     jobs, counts, roots = [], {}, {}
     for f in fractions:
         roots[f] = r.build(f"{label}_{pct(f)}",
                            fraction_sources({"sources": sources, "split": s["split"]}, f, s["seed"]), s["split"])
         counts[f] = BuiltDataset(roots[f]).count("train")
         for v in variants:
-            jobs.append((v, f))
+            jobs += [(v, f, lr) for lr in scratch_lrs] if v == "scratch" else [(v, f, None)]
 
     curves: dict = {v: {} for v in variants}
+    scan: dict = {}  # fraction -> {lr: scratch row}
     runs: dict = {}
 
     budget = {float(k): int(n) for k, n in (s.get("steps_by_fraction") or {}).items()}
 
     def one(job):
-        v, f = job
-        name, root = f"{v}_{pct(f)}", roots[f]
+        v, f, lr = job
+        name, root = f"{v}_{pct(f)}" + (f"_lr{lr:g}" if lr not in (None, scratch_lrs[0]) else ""), roots[f]
         steps = {"steps": budget[f]} if f in budget else {}  # the same for every variant of a fraction
         if v == "scratch":
-            run_dir = r.train(name, root, train=steps, model=scratch_model)
+            run_dir = r.train(name, root, train={**steps, "lr": lr}, model=scratch_model)
         else:
             extra = {"init_from": str(parent), "init_task": "target", "init_task_from": rep["task"]}
             if v == "replay":
@@ -144,17 +148,23 @@ def run(cfg: dict) -> dict:
         row = {"force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
                "force_rmse": a["force_rmse"], "n_train": counts[f], "selected": sel["best"],
                "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
+        runs[name] = str(run_dir)
         if v == "scratch":
-            row["convergence"] = converged(sel, float(s["converged_tolerance"]))
-        if v != "scratch" and corpus is not None:
+            row.update(lr=lr, run=name, convergence=converged(sel, float(s["converged_tolerance"])))
+            scan.setdefault(f, {})[lr] = row
+            return
+        if corpus is not None:
             forget[name] = score_split(hub, corpus, s["forgetting_split"], rep["task"], r.device)
         curves[v][f] = row
-        runs[name] = str(run_dir)
 
     r.concurrent_runs = parallel = max(1, int(s.get("parallel", 1)))
     with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
         for fut in [pool.submit(one, j) for j in jobs]:
             fut.result()
+    for f, by_lr in scan.items():  # chosen on val, never on test
+        best = min(by_lr.values(), key=lambda x: x["val_force_rmse"])
+        curves["scratch"][f] = {**best, "lr_scan": {f"{lr:g}": {k: x[k] for k in ("val_force_rmse", "force_mae")}
+                                                    for lr, x in sorted(by_lr.items())}}
     curves = {v: dict(sorted(c.items())) for v, c in curves.items()}
     compute = _compute(runs, roots, fractions, pcfg)
     shipped = ship_best(curves, runs, fractions, r.out / "model")

@@ -114,6 +114,15 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
     conv = [[f"{100 * f:g}%", c["convergence"]["late_gain"], "flat" if c["convergence"]["flat"] else "still improving",
              " ".join(f"{st}:{fmt(v, 3)}" for st, v in c["convergence"]["curve"])]
             for f, c in curves.get("scratch", {}).items()]
+    lrs = [[f"{100 * f:g}%", c["lr"]] + [f"{x['val_force_rmse']:.4g} / {x['force_mae']:.4g}"
+                                          for x in c["lr_scan"].values()]
+           for f, c in curves.get("scratch", {}).items() if len(c.get("lr_scan") or {}) > 1]
+    if lrs:
+        scanned = list(next(iter(curves["scratch"].values()))["lr_scan"])
+        lines += ["## Scratch learning rate", "",
+                  "Each fraction's scratch runs at every learning rate below; the one with the lowest val force RMSE "
+                  "is scratch's result (val / test force MAE, eV/Å; test shown, never used to choose):", "",
+                  *table(["fraction", "chosen lr"] + [f"lr {lr}" for lr in scanned], lrs), ""]
     if conv:
         lines += ["## Scratch convergence", "",
                   f"How it was checked: every scratch run's checkpoints (every {s['train']['ckpt_every']} steps) are "
@@ -133,7 +142,9 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
               "set are the same for every fraction.",
               f"- Every run of a fraction: the same steps ({_budget(s)}), {s['train']['max_atoms']} atoms per step, "
               f"warm-up {s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr "
-              f"{s.get('finetune_train', {}).get('lr')} (scratch {s['train']['lr']}), fixed before any run.",
+              f"{s.get('finetune_train', {}).get('lr')} (scratch "
+              + (f"the val-best of {', '.join(f'{x:g}' for x in s['scratch_lrs'])}" if len(s.get("scratch_lrs") or [])
+                 > 1 else f"{s['train']['lr']}") + "), fixed before any run.",
               f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with "
               "element references refitted on the target's data; replay draws "
               f"{100 * float(s['replay']['share']):g}% of each step's structures from the corpus through the "

@@ -88,7 +88,10 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     for v, curve in m["curves"].items():
         for row in curve.values():
             assert math.isfinite(row["force_mae"]) and row["n_train"] > 0, v
-    assert "convergence" in m["curves"]["scratch"]["0.5"]
+    scratch = m["curves"]["scratch"]["0.5"]
+    assert "convergence" in scratch and set(scratch["lr_scan"]) == {"0.002", "0.001"}  # chosen on val
+    assert scratch["val_force_rmse"] == min(x["val_force_rmse"] for x in scratch["lr_scan"].values())
+    assert {"scratch_050", "scratch_050_lr0.001"} <= set(m["runs"])
     assert set(m["forgetting"]) == {"parent", "finetune_050", "replay_050"}
     assert all(f["task"] == "teacher" for f in m["forgetting"].values())
     assert set(m["zero_shot"]) == {"foundation (zero-shot)", "sevennet:7net-0 (zero-shot)"}
@@ -96,7 +99,9 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     arch = json.loads((hub / "config.json").read_text())["architecture"]
     assert "target" in arch["tasks"] and "teacher" in arch["tasks"] and arch["default_task"] == "target"
     assert json.loads((ft_out / "model" / "config.json").read_text())["architecture"]["default_task"] == "target"
-    assert (ft_out / "force_mae_vs_data.png").is_file() and "## Forgetting" in (ft_out / "report.md").read_text()
+    report = (ft_out / "report.md").read_text()
+    assert (ft_out / "force_mae_vs_data.png").is_file() and "## Forgetting" in report
+    assert "## Scratch learning rate" in report and "the val-best of 0.002, 0.001" in report
 
 
 def test_finetune_refuses_a_folder_that_is_not_mlearn_format(tmp_path, capsys):
