@@ -56,7 +56,7 @@ def staging(out: Path) -> Path:
 def publish(tmp: Path, out: Path) -> Path:
     """Move a complete export into place; an old export is kept until the new one is there."""
     for f in tmp.iterdir():
-        f.chmod(0o644)  # others on the cluster read shared models
+        f.chmod(0o644 if f.is_file() else 0o755)  # others on the cluster read shared models
     tmp.chmod(0o755)
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -66,3 +66,11 @@ def publish(tmp: Path, out: Path) -> Path:
     else:
         os.rename(tmp, out)
     return out
+
+
+def copy_export(src: Path, dst: Path) -> Path:
+    """A copy of the export `src` at `dst`, replacing only an earlier export there (any other folder is refused)."""
+    check_target(dst, src)
+    tmp = staging(dst)
+    shutil.copytree(src, tmp, dirs_exist_ok=True)
+    return publish(tmp, dst)

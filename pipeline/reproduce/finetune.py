@@ -9,13 +9,13 @@ fine-tuned model."""
 from __future__ import annotations
 
 import json
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atomforge.data_prep.errors import UsageError
 from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.evaluate.peers import Peer
+from atomforge.pipeline.export.files import copy_export
 from atomforge.pipeline.reproduce.compute import run_compute
 from atomforge.pipeline.reproduce.finetune_report import body, plot
 from atomforge.pipeline.reproduce.foundation import build_corpus
@@ -69,9 +69,7 @@ def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> di
         return None
     _, v = min(cands)
     src = RunDir(runs[f"{v}_{pct(top)}"]).hub
-    if dst.exists():
-        shutil.rmtree(dst)  # this recipe's own copy, rewritten each run
-    shutil.copytree(src, dst)
+    copy_export(src, dst)  # replaces this recipe's earlier copy, never another folder
     return {"variant": v, "fraction": top, "from": str(src), "folder": str(dst)}
 
 

@@ -8,7 +8,6 @@ validation errors, the shipped model's zero-shot errors on the downstream test s
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from atomforge.data_prep.build import BuildConfig, build
 from atomforge.data_prep.errors import UsageError
 from atomforge.pipeline.compose import CONFIG_DIR
 from atomforge.pipeline.data.dataset import BuiltDataset
+from atomforge.pipeline.export.files import copy_export
 from atomforge.pipeline.export.hub import export
 from atomforge.pipeline.reproduce.compute import run_compute
 from atomforge.pipeline.reproduce.runner import Runner, fmt, provenance, table
@@ -94,9 +94,7 @@ def run(cfg: dict) -> dict:
                             "sources": sorted({x.get("type") for x in c.get("sources", [])})}
                            for t, c in cards.items()]}
     export(str(runs["conservative"]), str(ship), checkpoint=sel["best"], metrics=flat, fairchem=True, recipe=recipe)
-    if (r.out / "model").exists():
-        shutil.rmtree(r.out / "model")  # this recipe's own copy of the shipped folder, rewritten each run
-    shutil.copytree(ship, r.out / "model")
+    copy_export(ship, r.out / "model")  # replaces this recipe's earlier copy, never another folder
     size = folder_mb(ship)
     if size > float(s["max_ship_mb"]):
         raise ValueError(f"the shipped folder {ship} is {size:.1f} MB, over reproduce.max_ship_mb={s['max_ship_mb']}")
