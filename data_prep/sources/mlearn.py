@@ -16,13 +16,14 @@ KBAR_TO_EV_A3 = 1.0 / 1602.1766208  # 1 eV/Å^3 = 160.2 GPa = 1602.18 kbar
 class MLearnSource:
     name = "mlearn"
 
-    def __init__(self, path: str, name: str | None = None, chunk: int = 64, stress: bool = True):
+    def __init__(self, path: str, name: str | None = None, chunk: int = 64, stress: bool = True, block: int = 0):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"mlearn file not found: {self.path}")
         self.name = name or f"mlearn_{self.path.parent.name}_{self.path.stem}"
         self.chunk = chunk
         self.stress = stress
+        self.block = int(block)  # > 0: a run's snapshots split into contiguous blocks of this many (see _group)
         self.error = None
         try:  # an unreadable file is quarantined whole by its one task, not a failed build
             with open(self.path) as f:
@@ -44,14 +45,15 @@ class MLearnSource:
             yield ReadError(str(self.path), None, self.error)
             return
         with open(self.path) as f:
-            entries = json.load(f)[a:b]
-        for i, e in enumerate(entries, start=a):
+            every = json.load(f)
+        ranks = _snapshot_ranks(every) if self.block > 0 else {}
+        for i, e in enumerate(every[a:b], start=a):
             try:
-                yield self._structure(e, i)
+                yield self._structure(e, i, ranks.get(i))
             except Exception as err:  # noqa: BLE001 - one malformed entry
                 yield ReadError(str(self.path), i, f"{type(err).__name__}: {err}")
 
-    def _structure(self, e: dict, i: int) -> Structure:
+    def _structure(self, e: dict, i: int, rank: int | None = None) -> Structure:
         s = e["structure"]
         cell = np.asarray(s["lattice"]["matrix"], dtype=np.float64)
         from ase.data import atomic_numbers
@@ -75,11 +77,35 @@ class MLearnSource:
             forces=np.asarray(out["forces"], dtype=np.float64),
             stress=stress,
             source=self.name,
-            # AIMD snapshots of one run share a description prefix; keep each (group, run) together
-            group=f"{e.get('group', '')}:{_run_id(e.get('description', ''))}",
+            group=_group(e, self.block, rank),
             info={"group": e.get("group", ""), "tag": e.get("tag", ""), "index": i},
             origin=f"{self.path}:{i}",
         )
+
+
+def _group(e: dict, block: int, rank: int | None) -> str:
+    """AIMD snapshots of one run share a description prefix: each (group, run) is kept together, or with block > 0
+    each block of `block` consecutive snapshots (by `rank` in the run), so that a hash split can put part of every
+    run in val (mlearn sets have 2-12 runs per kind; whole runs left Si, Mo and Li near-equilibrium-only vals)."""
+    key = f"{e.get('group', '')}:{_run_id(e.get('description', ''))}"
+    return key if block <= 0 or rank is None else f"{key}:block{rank // block}"
+
+
+def _snapshot_number(description: str) -> int | None:
+    # "Snapshot 24000 of 100000 of <run>" -> 24000 (an MD step, not a count)
+    head = description[len("Snapshot "):].split(" of ", 1)[0] if description.startswith("Snapshot ") else ""
+    return int(head) if head.isdigit() else None
+
+
+def _snapshot_ranks(entries: list) -> dict[int, int]:
+    """Entry index -> its position among its run's snapshots in time order (entries that are no snapshot: none)."""
+    runs: dict[str, list[tuple[int, int]]] = {}
+    for i, e in enumerate(entries):
+        desc = e.get("description", "") if isinstance(e, dict) else ""
+        n = _snapshot_number(desc)
+        if n is not None:
+            runs.setdefault(f"{e.get('group', '')}:{_run_id(desc)}", []).append((n, i))
+    return {i: r for snaps in runs.values() for r, (_, i) in enumerate(sorted(snaps))}
 
 
 def _run_id(description: str) -> str:

@@ -96,7 +96,7 @@ def run(cfg: dict) -> dict:
     fractions = sorted(float(f) for f in s["fractions"])
     variants = list(s["variants"])
     limit = s.get("max_structures")
-    sources = [{"type": "mlearn", "path": str(target / "training.json")},
+    sources = [{"type": "mlearn", "path": str(target / "training.json"), "block": int(s.get("split_block") or 0)},
                {"type": "mlearn", "path": str(target / "test.json"), "split": "test"}]
 
     rep = s["replay"]

@@ -138,8 +138,9 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
                           for k, v in forget.items()]), ""]
     lines += ["## Protocol (no test-set tuning)", "",
               "- Fractions are nested subsets of the training split (a hash of each structure); the val split "
-              f"({100 * s['split'].get('val', 0) / sum(s['split'].values()):g}% of the training groups) and the test "
-              "set are the same for every fraction.",
+              f"({100 * s['split'].get('val', 0) / sum(s['split'].values()):g}% of the training groups; "
+              + (f"a group is {s['split_block']} consecutive snapshots of a run" if s.get("split_block")
+                 else "a group is a whole run") + ") and the test set are the same for every fraction.",
               f"- Every run of a fraction: the same steps ({_budget(s)}), {s['train']['max_atoms']} atoms per step, "
               f"warm-up {s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr "
               f"{s.get('finetune_train', {}).get('lr')} (scratch "
