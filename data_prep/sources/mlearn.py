@@ -87,8 +87,12 @@ def _group(e: dict, block: int, rank: int | None) -> str:
     """AIMD snapshots of one run share a description prefix: each (group, run) is kept together, or with block > 0
     each block of `block` consecutive snapshots (by `rank` in the run), so that a hash split can put part of every
     run in val (mlearn sets have 2-12 runs per kind; whole runs left Si, Mo and Li near-equilibrium-only vals)."""
-    key = f"{e.get('group', '')}:{_run_id(e.get('description', ''))}"
+    key = _run_key(e)
     return key if block <= 0 or rank is None else f"{key}:block{rank // block}"
+
+
+def _run_key(e: dict) -> str:
+    return f"{e.get('group', '')}:{_run_id(e.get('description', ''))}"
 
 
 def _snapshot_number(description: str) -> int | None:
@@ -101,10 +105,9 @@ def _snapshot_ranks(entries: list) -> dict[int, int]:
     """Entry index -> its position among its run's snapshots in time order (entries that are no snapshot: none)."""
     runs: dict[str, list[tuple[int, int]]] = {}
     for i, e in enumerate(entries):
-        desc = e.get("description", "") if isinstance(e, dict) else ""
-        n = _snapshot_number(desc)
+        n = _snapshot_number(e.get("description", "")) if isinstance(e, dict) else None
         if n is not None:
-            runs.setdefault(f"{e.get('group', '')}:{_run_id(desc)}", []).append((n, i))
+            runs.setdefault(_run_key(e), []).append((n, i))
     return {i: r for snaps in runs.values() for r, (_, i) in enumerate(sorted(snaps))}
 
 
