@@ -50,6 +50,7 @@ class BuildConfig:
     workers: int = 1
     cutoff: float = 6.0  # Å, for the neighbour statistics the model normalises with
     energy_outlier_sigma: float = 8.0  # quarantine |E/atom - refs| beyond this many robust std
+    max_force: float | None = None  # eV/Å: quarantine structures with a larger force component (None: no cut)
     dedup: str = "global"  # "global": a copy anywhere is quarantined; "per_split": only copies within a split
     validation: dict = field(default_factory=dict)
 

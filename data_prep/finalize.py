@@ -1,8 +1,10 @@
 """Merge finished task parts into manifest.parquet, quarantine.parquet and card.json, one part at a time.
 
 Passes over the parts (each reads only the columns it needs): duplicates by structure hash (first occurrence
-in task order wins; spilled hash buckets), robust (Huber) element references on the training rows, per-atom energy
-residuals (kept per part on disk) for a robust median/MAD outlier cut, the refit on what is left, and the writing.
+in task order wins; spilled hash buckets), the force cut (`max_force`, from each row's recorded largest force
+component, so changing it re-merges without relabelling anything), robust (Huber) element references on the
+training rows, per-atom energy residuals (kept per part on disk) for a robust median/MAD outlier cut, the refit
+on what is left, and the writing.
 Peak memory is one part plus one hash bucket, whatever the number of structures.
 """
 from __future__ import annotations
@@ -31,13 +33,14 @@ from atomforge.data_prep.split import SPLITS
 
 DEDUP = ("global", "per_split")  # per_split: a published test set stays whole even where training repeats it
 ROW_GROUP_ROWS = 16384
-STAT_COLUMNS = ["split", "z", "counts", "energy", "n_atoms", "n_force_comp", "f_sq_sum", "avg_neighbors"]
+STAT_COLUMNS = ["split", "z", "counts", "energy", "n_atoms", "n_force_comp", "f_sq_sum", "avg_neighbors", "max_force"]
 
 
 class Parts:
     """The task parts of a build and the per-part masks the passes compute."""
 
-    def __init__(self, out: Path, n_tasks: int):
+    def __init__(self, out: Path, n_tasks: int, max_force: float | None = None):
+        self.max_force = max_force
         self.paths = [out / "parts" / f"{t:06d}.parquet" for t in range(n_tasks)]
         self.dups: dict[int, np.ndarray] = {}
         self.tmp = out / f".finalize.{os.getpid()}"
@@ -53,7 +56,13 @@ class Parts:
         """Rows that passed validation and are not duplicates."""
         keep = pc.is_null(t.column("reason")).to_numpy(zero_copy_only=False)
         keep[self.dups.get(i, [])] = False
-        return keep
+        return keep & ~self.too_hot(t)
+
+    def too_hot(self, t: pa.Table) -> np.ndarray:
+        """Rows whose largest force component is above `max_force` (eV/Å); none without a cut."""
+        if self.max_force is None:
+            return np.zeros(t.num_rows, bool)
+        return np.nan_to_num(t.column("max_force").to_numpy(zero_copy_only=False), nan=0.0) > self.max_force
 
     def residuals(self, i: int) -> np.ndarray:
         return np.load(self.tmp / f"res-{i:06d}.npy")
@@ -63,9 +72,9 @@ class Parts:
 
 
 def finalize(cfg, n_tasks: int) -> dict:
-    """Dedup, fit references, quarantine energy outliers, write manifest, quarantine and card."""
+    """Dedup, cut force outliers, fit references, quarantine energy outliers, write manifest, quarantine and card."""
     out = Path(cfg.out)
-    parts = Parts(out, n_tasks)
+    parts = Parts(out, n_tasks, cfg.max_force)
     n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts.paths)
 
     if cfg.dedup not in DEDUP:
@@ -96,14 +105,15 @@ def finalize(cfg, n_tasks: int) -> dict:
     mad = 1.4826 * median(lambda: (np.abs(r - med) for r in parts.all_residuals()), n_usable) + 1e-6
     cut = cfg.energy_outlier_sigma * max(mad, 1e-3)
 
-    def split_rows(i: int, t: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
-        """(kept, duplicates, outliers) of one part."""
+    def split_rows(i: int, t: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
+        """(kept, duplicates, energy outliers, force outliers) of one part."""
         usable = parts.usable(i, t)
         outlier = np.zeros(t.num_rows, bool)
         outlier[np.flatnonzero(usable)] = np.abs(parts.residuals(i) - med) > cut
         dup = np.zeros(t.num_rows, bool)
         dup[parts.dups.get(i, [])] = True
-        return t.filter(usable & ~outlier), t.filter(dup), t.filter(outlier)
+        hot = parts.too_hot(t) & pc.is_null(t.column("reason")).to_numpy(zero_copy_only=False) & ~dup
+        return t.filter(usable & ~outlier), t.filter(dup), t.filter(outlier), t.filter(hot)
 
     final = TrainStats()  # the refit without outliers
     for i in range(n_tasks):
@@ -116,7 +126,7 @@ def finalize(cfg, n_tasks: int) -> dict:
     with RowGroups(man_tmp) as man, RowGroups(qua_tmp) as qua:
         for i in range(n_tasks):
             t = _with_digests(parts.read(i), out)
-            kept, dup, outl = split_rows(i, t)
+            kept, dup, outl, hot = split_rows(i, t)
             man.write(kept)
             final.add_residuals(_train(kept), refs)
             for s in SPLITS:
@@ -124,7 +134,7 @@ def finalize(cfg, n_tasks: int) -> dict:
                 counts[s] += rows.num_rows
                 atoms[s] += int(pc.sum(rows.column("n_atoms")).as_py() or 0)
             for q in (t.filter(pc.is_valid(t.column("reason"))), _reason(dup, "duplicate"),
-                      _reason(outl, "energy_outlier")):
+                      _reason(outl, "energy_outlier"), _force_reason(hot, cfg.max_force)):
                 qua.write(q)
                 for r in q.column("reason").to_pylist():
                     kind = r.split(":")[0].split(" ")[0]  # "bad_stress at f.xyz:3" and "read_error: ..." count by kind
@@ -208,6 +218,12 @@ def _train(t: pa.Table) -> pa.Table:
 
 def _reason(t: pa.Table, reason: str) -> pa.Table:
     return t.set_column(t.schema.get_field_index("reason"), "reason", pa.array([reason] * t.num_rows, pa.string()))
+
+
+def _force_reason(t: pa.Table, cut: float | None) -> pa.Table:
+    reasons = [f"force_outlier: max |F| component {f:.4g} > max_force {cut:g} eV/Å"
+               for f in t.column("max_force").to_pylist()]
+    return t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string()))
 
 
 def content_hash(files) -> str:
