@@ -52,11 +52,15 @@ class Parts:
     def read(self, i: int, columns=None) -> pa.Table:
         return pq.read_table(self.paths[i], columns=columns).replace_schema_metadata(None)  # drop the fingerprint
 
-    def usable(self, i: int, t: pa.Table) -> np.ndarray:
+    def valid(self, i: int, t: pa.Table) -> np.ndarray:
         """Rows that passed validation and are not duplicates."""
         keep = pc.is_null(t.column("reason")).to_numpy(zero_copy_only=False)
         keep[self.dups.get(i, [])] = False
-        return keep & ~self.too_hot(t)
+        return keep
+
+    def usable(self, i: int, t: pa.Table) -> np.ndarray:
+        """Valid rows within the force cut: the rows the references and the energy cut are computed on."""
+        return self.valid(i, t) & ~self.too_hot(t)
 
     def too_hot(self, t: pa.Table) -> np.ndarray:
         """Rows whose largest force component is above `max_force` (eV/Å); none without a cut."""
@@ -107,12 +111,13 @@ def finalize(cfg, n_tasks: int) -> dict:
 
     def split_rows(i: int, t: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
         """(kept, duplicates, energy outliers, force outliers) of one part."""
-        usable = parts.usable(i, t)
+        valid = parts.valid(i, t)
+        hot = valid & parts.too_hot(t)
+        usable = valid & ~hot
         outlier = np.zeros(t.num_rows, bool)
         outlier[np.flatnonzero(usable)] = np.abs(parts.residuals(i) - med) > cut
         dup = np.zeros(t.num_rows, bool)
         dup[parts.dups.get(i, [])] = True
-        hot = parts.too_hot(t) & pc.is_null(t.column("reason")).to_numpy(zero_copy_only=False) & ~dup
         return t.filter(usable & ~outlier), t.filter(dup), t.filter(outlier), t.filter(hot)
 
     final = TrainStats()  # the refit without outliers
@@ -134,7 +139,9 @@ def finalize(cfg, n_tasks: int) -> dict:
                 counts[s] += rows.num_rows
                 atoms[s] += int(pc.sum(rows.column("n_atoms")).as_py() or 0)
             for q in (t.filter(pc.is_valid(t.column("reason"))), _reason(dup, "duplicate"),
-                      _reason(outl, "energy_outlier"), _force_reason(hot, cfg.max_force)):
+                      _reason(outl, "energy_outlier"),
+                      _reason(hot, [f"force_outlier: max |F| component {f:.4g} > max_force {cfg.max_force:g} eV/Å"
+                                    for f in hot.column("max_force").to_pylist()])):
                 qua.write(q)
                 for r in q.column("reason").to_pylist():
                     kind = r.split(":")[0].split(" ")[0]  # "bad_stress at f.xyz:3" and "read_error: ..." count by kind
@@ -216,13 +223,9 @@ def _train(t: pa.Table) -> pa.Table:
     return t.filter(pc.equal(t.column("split"), "train"))
 
 
-def _reason(t: pa.Table, reason: str) -> pa.Table:
-    return t.set_column(t.schema.get_field_index("reason"), "reason", pa.array([reason] * t.num_rows, pa.string()))
-
-
-def _force_reason(t: pa.Table, cut: float | None) -> pa.Table:
-    reasons = [f"force_outlier: max |F| component {f:.4g} > max_force {cut:g} eV/Å"
-               for f in t.column("max_force").to_pylist()]
+def _reason(t: pa.Table, reason: str | list[str]) -> pa.Table:
+    """`t` with its reason column set: one reason for every row, or one per row."""
+    reasons = [reason] * t.num_rows if isinstance(reason, str) else reason
     return t.set_column(t.schema.get_field_index("reason"), "reason", pa.array(reasons, pa.string()))
 
 
