@@ -60,6 +60,14 @@ def converged(sel: dict, tol: float) -> dict:
     return {"curve": curve, "late_gain": gain, "flat": gain is not None and gain < tol, "tolerance": tol}
 
 
+def budget_gain(by_budget: dict, budgets: list[float], f: float, tol: float) -> dict:
+    """Scratch's val force RMSE gain from the second-largest budget to the largest: flat when below `tol`."""
+    prev, last = (by_budget[m]["scratch"][f]["val_force_rmse"] for m in budgets[-2:])
+    gain = (prev - last) / prev
+    return {"from": budgets[-2], "to": budgets[-1], "val_force_rmse": [prev, last], "gain": gain,
+            "flat": gain < tol, "tolerance": tol}
+
+
 def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> dict | None:
     """The fine-tuned model of the largest fraction with the lowest val force RMSE (never chosen on test), copied
     beside the report so anyone can re-evaluate the published numbers."""
@@ -68,15 +76,15 @@ def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> di
     if not cands:
         return None
     _, v = min(cands)
-    src = RunDir(runs[f"{v}_{pct(top)}"]).hub
+    src = RunDir(runs[curves[v][top]["run"]]).hub
     copy_export(src, dst)  # replaces this recipe's earlier copy, never another folder
     return {"variant": v, "fraction": top, "from": str(src), "folder": str(dst)}
 
 
-def _compute(runs: dict, roots: dict, fractions: list[float], pcfg: dict) -> dict:
-    """FLOPs of one fine-tuning run (the largest fraction) against the parent's pre-training compute."""
+def _compute(curves: dict, runs: dict, roots: dict, fractions: list[float], pcfg: dict) -> dict:
+    """FLOPs of one fine-tuning run (the largest fraction and budget) against the parent's pre-training compute."""
     top = max(fractions)
-    name = next((n for n in (f"finetune_{pct(top)}", f"replay_{pct(top)}", f"scratch_{pct(top)}") if n in runs), None)
+    name = next((curves[v][top]["run"] for v in ("finetune", "replay", "scratch") if top in curves.get(v, {})), None)
     if name is None:
         return {}
     one = run_compute(Path(runs[name]), roots[top])
@@ -114,24 +122,30 @@ def run(cfg: dict) -> dict:
     # scratch gets every learning rate of the scan and keeps the one its val split prefers: "beats scratch" must
     # not mean "scratch had a poor learning rate" (the first lr's run keeps the plain name, so old runs resume)
     scratch_lrs = [float(x) for x in (s.get("scratch_lrs") or [s["train"]["lr"]])]
+    # each budget multiplies every fraction's steps; the claims use the largest, and the budgets before it check
+    # scratch's convergence a second way (does more training still help?); x1 keeps the plain run names
+    budgets = sorted(float(m) for m in (s.get("budgets") or [1]))
     jobs, counts, roots = [], {}, {}
     for f in fractions:
         roots[f] = r.build(f"{label}_{pct(f)}",
                            fraction_sources({"sources": sources, "split": s["split"]}, f, s["seed"]), s["split"])
         counts[f] = BuiltDataset(roots[f]).count("train")
-        for v in variants:
-            jobs += [(v, f, lr) for lr in scratch_lrs] if v == "scratch" else [(v, f, None)]
+        for m in budgets:
+            for v in variants:
+                jobs += [(v, f, lr, m) for lr in scratch_lrs] if v == "scratch" else [(v, f, None, m)]
 
-    curves: dict = {v: {} for v in variants}
-    scan: dict = {}  # fraction -> {lr: scratch row}
+    by_budget: dict = {m: {v: {} for v in variants} for m in budgets}
+    scan: dict = {}  # (budget, fraction) -> {lr: scratch row}
     runs: dict = {}
 
-    budget = {float(k): int(n) for k, n in (s.get("steps_by_fraction") or {}).items()}
+    base = {float(k): int(n) for k, n in (s.get("steps_by_fraction") or {}).items()}
 
     def one(job):
-        v, f, lr = job
-        name, root = f"{v}_{pct(f)}" + (f"_lr{lr:g}" if lr not in (None, scratch_lrs[0]) else ""), roots[f]
-        steps = {"steps": budget[f]} if f in budget else {}  # the same for every variant of a fraction
+        v, f, lr, m = job
+        name = (f"{v}_{pct(f)}" + (f"_x{m:g}" if m != 1 else "")
+                + (f"_lr{lr:g}" if lr not in (None, scratch_lrs[0]) else ""))
+        root = roots[f]
+        steps = {"steps": round(m * base.get(f, int(s["train"]["steps"])))}  # the same for every variant
         if v == "scratch":
             run_dir = r.train(name, root, train={**steps, "lr": lr}, model=scratch_model)
         else:
@@ -149,29 +163,36 @@ def run(cfg: dict) -> dict:
         runs[name] = str(run_dir)
         if v == "scratch":
             row.update(lr=lr, run=name, convergence=converged(sel, float(s["converged_tolerance"])))
-            scan.setdefault(f, {})[lr] = row
+            scan.setdefault((m, f), {})[lr] = row
             return
         if corpus is not None:
             forget[name] = score_split(hub, corpus, s["forgetting_split"], rep["task"], r.device)
-        curves[v][f] = row
+        by_budget[m][v][f] = {**row, "run": name, "steps": steps["steps"]}
 
     r.concurrent_runs = parallel = max(1, int(s.get("parallel", 1)))
     with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
         for fut in [pool.submit(one, j) for j in jobs]:
             fut.result()
-    for f, by_lr in scan.items():  # chosen on val, never on test
+    for (m, f), by_lr in scan.items():  # chosen on val, never on test
         best = min(by_lr.values(), key=lambda x: x["val_force_rmse"])
-        curves["scratch"][f] = {**best, "lr_scan": {f"{lr:g}": {k: x[k] for k in ("val_force_rmse", "force_mae")}
-                                                    for lr, x in sorted(by_lr.items())}}
-    curves = {v: dict(sorted(c.items())) for v, c in curves.items()}
-    compute = _compute(runs, roots, fractions, pcfg)
+        by_budget[m]["scratch"][f] = {**best, "steps": round(m * base.get(f, int(s["train"]["steps"]))),
+                                      "lr_scan": {f"{lr:g}": {k: x[k] for k in ("val_force_rmse", "force_mae")}
+                                                  for lr, x in sorted(by_lr.items())}}
+    by_budget = {m: {v: dict(sorted(c.items())) for v, c in cv.items()} for m, cv in by_budget.items()}
+    curves = by_budget[budgets[-1]]
+    if len(budgets) > 1 and "scratch" in curves:
+        for f, row in curves["scratch"].items():
+            row["convergence"]["by_budget"] = budget_gain(by_budget, budgets, f, float(s["converged_tolerance"]))
+    compute = _compute(curves, runs, roots, fractions, pcfg)
     shipped = ship_best(curves, runs, fractions, r.out / "model")
     png = plot(curves, fractions, counts, zero, r.out)
     metrics = {"target": str(target), "label": label,
                "parent": {"path": str(parent), "weights_sha256": pcfg.get("weights_sha256")},
                "curves": {v: {str(f): x for f, x in c.items()} for v, c in curves.items()},
                "train_counts": {str(f): n for f, n in counts.items()}, "zero_shot": zero, "forgetting": forget,
-               "compute": compute, "model": shipped, "runs": runs, "plot": png}
+               "compute": compute, "model": shipped, "runs": runs, "plot": png,
+               "budgets": {f"{m:g}": {v: {str(f): x for f, x in c.items()} for v, c in cv.items()}
+                           for m, cv in by_budget.items()}}
     r.finish(f"Fine-tuning the foundation model on {label}",
              body(s, metrics, curves, fractions, counts, zero, forget, png), metrics, s)
     return metrics

@@ -21,7 +21,30 @@ def published(label: str) -> list[dict]:
 
 def _budget(s: dict) -> str:
     by = s.get("steps_by_fraction") or {}
-    return ", ".join(f"{100 * float(f):g}%: {n}" for f, n in by.items()) or str(s["train"]["steps"])
+    steps = ", ".join(f"{100 * float(f):g}%: {n}" for f, n in by.items()) or str(s["train"]["steps"])
+    mult = [float(m) for m in s.get("budgets") or [1]]
+    return steps if mult == [1.0] else f"{steps}, each times {', '.join(f'{m:g}' for m in mult)}"
+
+
+def budget_section(m: dict, s: dict) -> list[str]:
+    """Every variant's val / test error at each budget, and scratch's gain from the last doubling."""
+    by = m.get("budgets") or {}
+    if len(by) < 2:
+        return []
+    mults = list(by)
+    rows = [[f"{100 * float(f):g}%", LABELS.get(v, v)] + [f"{by[b][v][f]['val_force_rmse']:.4g} / "
+                                                           f"{by[b][v][f]['force_mae']:.4g}" for b in mults]
+            for v in by[mults[-1]] for f in by[mults[-1]][v]]
+    gains = [[f"{100 * float(f):g}%", c["convergence"]["by_budget"]["gain"],
+              "flat" if c["convergence"]["by_budget"]["flat"] else "still improving"]
+             for f, c in m["curves"].get("scratch", {}).items() if "by_budget" in c.get("convergence", {})]
+    return ["## Training budget", "",
+            "Every run of every variant at each budget (a multiple of the steps per fraction); the tables above use "
+            f"the largest. val force RMSE / test force MAE (eV/Å); steps at x1: {_budget({**s, 'budgets': [1]})}:", "",
+            *table(["fraction", "variant"] + [f"x{b}" for b in mults], rows), "",
+            f"Scratch, val force RMSE gain from x{mults[-2]} to x{mults[-1]} (flat below "
+            f"{100 * float(s['converged_tolerance']):g}%):", "",
+            *table(["fraction", "relative gain", "verdict"], gains), ""]
 
 
 def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Path) -> str:
@@ -129,6 +152,7 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
                   "scored on val; the run is flat when the best val force RMSE of its last 30% of checkpoints improves "
                   f"on the best before them by less than {100 * float(s['converged_tolerance']):g}%.", "",
                   *table(["fraction", "late relative gain", "verdict", "val force RMSE by step (eV/Å)"], conv), ""]
+    lines += budget_section(m, s)
     if forget:
         lines += ["## Forgetting", "",
                   f"The pre-training corpus {forget['parent']['split']} split through the parent's "

@@ -81,7 +81,7 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     target = _mlearn_folder(tmp_path / "data" / "Xy")
     ft_out, ft_work = tmp_path / "out", tmp_path / "work"
     rc = main(["reproduce", "finetune", "smoke=true", f"target={target}", f"parent={ship}", f"out={ft_out}",
-               f"work={ft_work}"])
+               f"work={ft_work}", "reproduce.budgets=[1,2]"])
     assert rc == 0, capsys.readouterr().err
     m = json.loads((ft_out / "metrics.json").read_text())
     assert m["label"] == "Xy" and set(m["curves"]) == {"scratch", "finetune", "replay"}
@@ -91,8 +91,15 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     scratch = m["curves"]["scratch"]["0.5"]
     assert "convergence" in scratch and set(scratch["lr_scan"]) == {"0.002", "0.001"}  # chosen on val
     assert scratch["val_force_rmse"] == min(x["val_force_rmse"] for x in scratch["lr_scan"].values())
-    assert {"scratch_050", "scratch_050_lr0.001"} <= set(m["runs"])
-    assert set(m["forgetting"]) == {"parent", "finetune_050", "replay_050"}
+    assert {"scratch_050", "scratch_050_lr0.001", "scratch_050_x2", "scratch_050_x2_lr0.001"} <= set(m["runs"])
+    assert set(m["forgetting"]) == {"parent", "finetune_050", "replay_050", "finetune_050_x2", "replay_050_x2"}
+    # every variant at both budgets; the claims (curves) use the larger, scratch is also checked across budgets
+    assert set(m["budgets"]) == {"1", "2"} and m["budgets"]["1"]["finetune"]["0.5"]["steps"] == 3
+    assert all(c["0.5"]["steps"] == 6 for c in m["curves"].values())
+    assert m["curves"]["finetune"]["0.5"]["run"] == "finetune_050_x2" and "_x2" in m["model"]["from"]
+    gain = scratch["convergence"]["by_budget"]
+    assert gain["val_force_rmse"] == [m["budgets"]["1"]["scratch"]["0.5"]["val_force_rmse"],
+                                      scratch["val_force_rmse"]] and isinstance(gain["flat"], bool)
     assert all(f["task"] == "teacher" for f in m["forgetting"].values())
     assert set(m["zero_shot"]) == {"foundation (zero-shot)", "sevennet:7net-0 (zero-shot)"}
     hub = Path(m["runs"]["replay_050"]) / "hub"
@@ -101,6 +108,7 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     assert json.loads((ft_out / "model" / "config.json").read_text())["architecture"]["default_task"] == "target"
     report = (ft_out / "report.md").read_text()
     assert (ft_out / "force_mae_vs_data.png").is_file() and "## Forgetting" in report
+    assert "## Training budget" in report and "each times 1, 2" in report
     assert "## Scratch learning rate" in report and "the val-best of 0.002, 0.001" in report
 
 
