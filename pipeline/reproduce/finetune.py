@@ -15,7 +15,6 @@ from pathlib import Path
 from atomforge.data_prep.errors import UsageError
 from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.evaluate.peers import Peer
-from atomforge.pipeline.export.files import copy_export
 from atomforge.pipeline.reproduce.compute import run_compute
 from atomforge.pipeline.reproduce.finetune_report import body, plot
 from atomforge.pipeline.reproduce.foundation import build_corpus
@@ -68,7 +67,7 @@ def budget_gain(by_budget: dict, budgets: list[float], f: float, tol: float) -> 
             "flat": gain < tol, "tolerance": tol}
 
 
-def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> dict | None:
+def ship_best(r: Runner, curves: dict, runs: dict, fractions: list[float]) -> dict | None:
     """The fine-tuned model of the largest fraction with the lowest val force RMSE (never chosen on test), copied
     beside the report so anyone can re-evaluate the published numbers."""
     top = max(fractions)
@@ -77,8 +76,7 @@ def ship_best(curves: dict, runs: dict, fractions: list[float], dst: Path) -> di
         return None
     _, v = min(cands)
     src = RunDir(runs[curves[v][top]["run"]]).hub
-    copy_export(src, dst)  # replaces this recipe's earlier copy, never another folder
-    return {"variant": v, "fraction": top, "from": str(src), "folder": str(dst)}
+    return {"variant": v, "fraction": top, "from": str(src), "folder": str(r.ship(src))}
 
 
 def _compute(curves: dict, runs: dict, roots: dict, fractions: list[float], pcfg: dict) -> dict:
@@ -184,7 +182,7 @@ def run(cfg: dict) -> dict:
         for f, row in curves["scratch"].items():
             row["convergence"]["by_budget"] = budget_gain(by_budget, budgets, f, float(s["converged_tolerance"]))
     compute = _compute(curves, runs, roots, fractions, pcfg)
-    shipped = ship_best(curves, runs, fractions, r.out / "model")
+    shipped = ship_best(r, curves, runs, fractions)
     png = plot(curves, fractions, counts, zero, r.out)
     metrics = {"target": str(target), "label": label,
                "parent": {"path": str(parent), "weights_sha256": pcfg.get("weights_sha256")},

@@ -17,7 +17,6 @@ from atomforge.data_prep.build import BuildConfig, build
 from atomforge.data_prep.errors import UsageError
 from atomforge.pipeline.compose import CONFIG_DIR
 from atomforge.pipeline.data.dataset import BuiltDataset
-from atomforge.pipeline.export.files import copy_export
 from atomforge.pipeline.export.hub import export
 from atomforge.pipeline.reproduce.compute import run_compute
 from atomforge.pipeline.reproduce.runner import Runner, fmt, provenance, table
@@ -94,7 +93,7 @@ def run(cfg: dict) -> dict:
                             "sources": sorted({x.get("type") for x in c.get("sources", [])})}
                            for t, c in cards.items()]}
     export(str(runs["conservative"]), str(ship), checkpoint=sel["best"], metrics=flat, fairchem=True, recipe=recipe)
-    copy_export(ship, r.out / "model")  # replaces this recipe's earlier copy, never another folder
+    r.ship(ship)
     size = folder_mb(ship)
     if size > float(s["max_ship_mb"]):
         raise ValueError(f"the shipped folder {ship} is {size:.1f} MB, over reproduce.max_ship_mb={s['max_ship_mb']}")

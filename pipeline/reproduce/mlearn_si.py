@@ -37,6 +37,7 @@ def run(cfg: dict) -> dict:
     root = r.build("mlearn_si", r.thin(d["sources"], d["split"]), d["split"])
     run_dir = r.train("mlearn_si", root)
     hub, sel = r.select_export(run_dir, root)
+    r.ship(hub)
     ev = r.evaluate(hub, root, r.out / "test_eval")
     a = ev["all"]
     ours = {"energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"], "force_mae": a["force_mae"],

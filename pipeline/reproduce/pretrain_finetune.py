@@ -111,8 +111,9 @@ def run(cfg: dict) -> dict:
         run_dir = r.train(name, root, train=train, **extra)
         hub, sel = r.select_export(run_dir, root)
         a = r.evaluate(hub, root, r.out / "evals" / name, plots=False)["all"]
-        curves[key][f] = {"force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
-                          "force_rmse": a["force_rmse"], "n_train": counts[f], "selected": sel["best"],
+        curves[key][f] = {"hub": str(hub), "force_mae": a["force_mae"],
+                          "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"], "force_rmse": a["force_rmse"],
+                          "n_train": counts[f], "selected": sel["best"],
                           "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
         runs[name] = str(run_dir)
 
@@ -177,7 +178,10 @@ def run(cfg: dict) -> dict:
         "- Every run's checkpoint (pre-training included) is the one with the lowest validation score "
         "(`pipeline.evaluate.select`, val force RMSE); the test set is read once per run, after selection.", "",
     ]
-    metrics = {"curves": {k: {str(f): v for f, v in c.items()} for k, c in curves.items()},
+    # the fine-tuned model of the largest fraction with the lower val error (never chosen on test)
+    best = min(hubs, key=lambda v: curves[v][top]["val_force_rmse"])
+    shipped = {"variant": best, "fraction": top, "folder": str(r.ship(Path(curves[best][top]["hub"])))}
+    metrics = {"curves": {k: {str(f): v for f, v in c.items()} for k, c in curves.items()}, "model": shipped,
                "train_counts": {str(f): n for f, n in counts.items()}, "claim": claim, "pretrained": pre,
                "published": PUBLISHED[:2], "runs": runs,
                "definitions": {"force_mae": "mean over mlearn Si test force components of |dF|, eV/Å",

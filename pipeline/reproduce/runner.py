@@ -18,6 +18,7 @@ from atomforge.pipeline.compose import assemble_train_config
 from atomforge.pipeline.evaluate.after_training import select_after_training
 from atomforge.pipeline.evaluate.run import evaluate
 from atomforge.pipeline.evaluate.select import select_checkpoints
+from atomforge.pipeline.export.files import copy_export
 from atomforge.pipeline.export.hub import export
 from atomforge.pipeline.train.launch import launch
 from atomforge.pipeline.train.run_dir import RunDir
@@ -119,6 +120,11 @@ class Runner:
         self.timings[f"select+export {run_dir.name}"] = time.perf_counter() - t
         self.log(f"selected {res['best']} of {len(res['checkpoints'])} checkpoints on {split} -> {hub}")
         return hub, res
+
+    def ship(self, hub: Path) -> Path:
+        """The result's final exported model beside its report (`model/`), so anyone can re-evaluate its numbers;
+        replaces only this recipe's earlier copy, never another folder."""
+        return copy_export(Path(hub), self.out / "model")
 
     def evaluate(self, hub: Path, data_root: Path, out: Path, split: str = "test", plots: bool = True) -> dict:
         t = time.perf_counter()

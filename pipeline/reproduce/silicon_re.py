@@ -61,6 +61,7 @@ def run(cfg: dict) -> dict:
     run_dir = r.train("silicon_re", root)
     sel_cfg = s["select"]
     hub, sel = r.select_export(run_dir, root, sel_cfg["split"], float(sel_cfg["re_weight"]))
+    r.ship(hub)
     ev = r.evaluate(hub, root, r.out / "test_eval")
     a, re = ev["all"], ev["rare_events"]
     # atomforge.pipeline.evaluate.rare_events.dft_noise_floor, from the test data's K1 forces
