@@ -9,7 +9,6 @@ fine-tuned model."""
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atomforge.data_prep.errors import UsageError
@@ -22,7 +21,6 @@ from atomforge.pipeline.reproduce.pretrain_finetune import fraction_sources, pct
 from atomforge.pipeline.reproduce.runner import Runner
 from atomforge.pipeline.reproduce.scoring import score_model, score_split
 from atomforge.pipeline.reproduce.zero_shot import read_set, score_set
-from atomforge.pipeline.train.node import forwarding_signals
 from atomforge.pipeline.train.run_dir import RunDir
 
 
@@ -167,10 +165,8 @@ def run(cfg: dict) -> dict:
             forget[name] = score_split(hub, corpus, s["forgetting_split"], rep["task"], r.device)
         by_budget[m][v][f] = {**row, "run": name, "steps": steps["steps"]}
 
-    r.concurrent_runs = parallel = max(1, int(s.get("parallel", 1)))
-    with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
-        for fut in [pool.submit(one, j) for j in jobs]:
-            fut.result()
+    r.concurrent_runs = max(1, int(s.get("parallel", 1)))
+    r.side_by_side(one, jobs)
     for (m, f), by_lr in scan.items():  # chosen on val, never on test
         best = min(by_lr.values(), key=lambda x: x["val_force_rmse"])
         by_budget[m]["scratch"][f] = {**best, "steps": round(m * base.get(f, int(s["train"]["steps"]))),

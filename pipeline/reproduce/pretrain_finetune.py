@@ -4,13 +4,11 @@ plot test force MAE vs data fraction."""
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atomforge.pipeline.data.dataset import BuiltDataset
 from atomforge.pipeline.reproduce.mlearn_si import PUBLISHED
 from atomforge.pipeline.reproduce.runner import Runner, fmt, merge, subset, table
-from atomforge.pipeline.train.node import forwarding_signals
 
 LABELS = {"scratch": "from scratch", "no_si": "fine-tuned from pre-trained (no Si)",
           "with_si_re": "fine-tuned from pre-trained (+ silicon_re)"}
@@ -73,14 +71,7 @@ def run(cfg: dict) -> dict:
     p, ft, seed = s["pretrain"], s["finetune"], s["seed"]
     fractions = sorted(float(f) for f in ft["fractions"])
 
-    parallel = r.concurrent_runs = max(1, int(s.get("parallel", 1)))
-
-    def side_by_side(fn, items):
-        """fn over items, `parallel` at a time (two one-thread runs on two cores take about as long as
-        one); the main thread keeps forwarding preemption signals to every run's ranks."""
-        with forwarding_signals(), ThreadPoolExecutor(parallel) as pool:
-            for fut in [pool.submit(fn, x) for x in items]:
-                fut.result()
+    r.concurrent_runs = max(1, int(s.get("parallel", 1)))
 
     hubs, pre = {}, {}
     roots = {v: r.build(f"pretrain_{v}", pretrain_sources(p, v), p["split"]) for v in p["variants"]}
@@ -93,7 +84,7 @@ def run(cfg: dict) -> dict:
         pre[variant] = {"hub": str(hubs[variant]), "selected": sel["best"], "val": sel["checkpoints"][sel["best"]],
                         "counts": card.get("counts"), "elements": card.get("elements")}
 
-    side_by_side(pretrain, p["variants"])
+    r.side_by_side(pretrain, p["variants"])
     hubs, pre = ({v: d[v] for v in p["variants"]} for d in (hubs, pre))  # the variants' order, not the finishing order
 
     curves: dict = {"scratch": {}, **{v: {} for v in hubs}}
@@ -117,7 +108,7 @@ def run(cfg: dict) -> dict:
                           "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
         runs[name] = str(run_dir)
 
-    side_by_side(one, jobs)
+    r.side_by_side(one, jobs)
     curves = {k: dict(sorted(c.items())) for k, c in curves.items()}
 
     png = plot(curves, fractions, counts, r.out)

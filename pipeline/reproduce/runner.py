@@ -9,7 +9,9 @@ import math
 import os
 import platform
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from atomforge.data_prep.build import BuildConfig, build
@@ -21,7 +23,9 @@ from atomforge.pipeline.evaluate.select import select_checkpoints
 from atomforge.pipeline.export.files import copy_export
 from atomforge.pipeline.export.hub import export
 from atomforge.pipeline.train.launch import launch
+from atomforge.pipeline.train.node import forwarding_signals
 from atomforge.pipeline.train.run_dir import RunDir
+from atomforge.pipeline.train.signals import EXIT_REQUEUE
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -102,11 +106,35 @@ class Runner:
         t = time.perf_counter()
         self.log(f"train {name}: {tc.model.name}, {tc.steps} steps, init_from={tc.init_from or 'scratch'} -> {run_dir}")
         rc = launch(tc, self.concurrent_runs)
+        if rc == EXIT_REQUEUE:
+            raise UsageError(f"training {name} was stopped by a signal (checkpoint written); run the same command "
+                             "again to resume it")
         if rc != 0:
             raise UsageError(f"training {name} failed (exit code {rc}); see {run_dir}")
         select_after_training(tc)
         self.timings[f"train {name}"] = time.perf_counter() - t
         return run_dir
+
+    def side_by_side(self, fn, items: list) -> None:
+        """fn over items, `concurrent_runs` at a time (two one-thread runs on two cores take about as long as one);
+        the main thread forwards preemption signals to every run's ranks. After the first failure (a stopped run
+        included) no further item starts, and that failure is raised: a stopped recipe stops, it does not go on to
+        the next runs."""
+        stop = threading.Event()
+
+        def guarded(x):
+            if stop.is_set():
+                return
+            try:
+                fn(x)
+            except BaseException:
+                stop.set()
+                raise
+
+        with forwarding_signals(), ThreadPoolExecutor(max(1, self.concurrent_runs)) as pool:
+            futs = [pool.submit(guarded, x) for x in items]
+        for f in futs:
+            f.result()
 
     def select_export(self, run_dir: Path, data_root: Path, split: str | None = None,
                       re_weight: float | None = None) -> tuple[Path, dict]:
