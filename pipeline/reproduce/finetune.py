@@ -57,6 +57,13 @@ def converged(sel: dict, tol: float) -> dict:
     return {"curve": curve, "late_gain": gain, "flat": gain is not None and gain < tol, "tolerance": tol}
 
 
+def pick_scratch(by_lr: dict, steps: int) -> dict:
+    """Scratch's row at one budget and fraction: the val-best of its learning-rate scan (never chosen on test)."""
+    best = min(by_lr.values(), key=lambda x: x["val_force_rmse"])
+    return {**best, "steps": steps, "lr_scan": {f"{lr:g}": {k: x[k] for k in ("val_force_rmse", "force_mae")}
+                                                for lr, x in sorted(by_lr.items())}}
+
+
 def budget_gain(by_budget: dict, budgets: list[float], f: float, tol: float) -> dict:
     """Scratch's val force RMSE gain from the second-largest budget to the largest: flat when below `tol`."""
     prev, last = (by_budget[m]["scratch"][f]["val_force_rmse"] for m in budgets[-2:])
@@ -166,17 +173,27 @@ def run(cfg: dict) -> dict:
         by_budget[m][v][f] = {**row, "run": name, "steps": steps["steps"]}
 
     r.concurrent_runs = max(1, int(s.get("parallel", 1)))
-    r.side_by_side(one, jobs)
-    for (m, f), by_lr in scan.items():  # chosen on val, never on test
-        best = min(by_lr.values(), key=lambda x: x["val_force_rmse"])
-        by_budget[m]["scratch"][f] = {**best, "steps": round(m * base.get(f, int(s["train"]["steps"]))),
-                                      "lr_scan": {f"{lr:g}": {k: x[k] for k in ("val_force_rmse", "force_mae")}
-                                                  for lr, x in sorted(by_lr.items())}}
-    by_budget = {m: {v: dict(sorted(c.items())) for v, c in cv.items()} for m, cv in by_budget.items()}
-    curves = by_budget[budgets[-1]]
-    if len(budgets) > 1 and "scratch" in curves:
+    tol = float(s["converged_tolerance"])
+    # budget by budget: with `until_flat` the ladder stops at the first budget where scratch's val gain from the
+    # budget before it is flat at every fraction (scratch converged, so more steps would not change the verdict)
+    trained, ladder = [], {"until_flat": bool(s.get("until_flat")), "budgets": budgets, "stopped": "last budget"}
+    for m in budgets:
+        r.side_by_side(one, [j for j in jobs if j[3] == m])
+        for (mm, f), by_lr in scan.items():  # chosen on val, never on test
+            if mm == m:
+                by_budget[m]["scratch"][f] = pick_scratch(by_lr, round(m * base.get(f, int(s["train"]["steps"]))))
+        trained.append(m)
+        if ladder["until_flat"] and len(trained) > 1 and "scratch" in variants and all(
+                budget_gain(by_budget, trained, f, tol)["flat"] for f in fractions):
+            ladder["stopped"] = f"scratch flat at every fraction from x{trained[-2]:g} to x{m:g}"
+            break
+    ladder["trained"] = trained
+    by_budget = {m: {v: dict(sorted(c.items())) for v, c in cv.items()} for m, cv in by_budget.items()
+                 if m in trained}
+    curves = by_budget[trained[-1]]
+    if len(trained) > 1 and "scratch" in curves:
         for f, row in curves["scratch"].items():
-            row["convergence"]["by_budget"] = budget_gain(by_budget, budgets, f, float(s["converged_tolerance"]))
+            row["convergence"]["by_budget"] = budget_gain(by_budget, trained, f, tol)
     compute = _compute(curves, runs, roots, fractions, pcfg)
     shipped = ship_best(r, curves, runs, fractions)
     png = plot(curves, fractions, counts, zero, r.out)
@@ -186,7 +203,9 @@ def run(cfg: dict) -> dict:
                "train_counts": {str(f): n for f, n in counts.items()}, "zero_shot": zero, "forgetting": forget,
                "compute": compute, "model": shipped, "runs": runs, "plot": png,
                "budgets": {f"{m:g}": {v: {str(f): x for f, x in c.items()} for v, c in cv.items()}
-                           for m, cv in by_budget.items()}}
+                           for m, cv in by_budget.items()},
+               "budget_ladder": {**ladder, "budgets": [f"{m:g}" for m in budgets],
+                                 "trained": [f"{m:g}" for m in trained]}}
     r.finish(f"Fine-tuning the foundation model on {label}",
              body(s, metrics, curves, fractions, counts, zero, forget, png), metrics, s)
     return metrics

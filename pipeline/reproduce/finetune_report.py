@@ -38,9 +38,14 @@ def budget_section(m: dict, s: dict) -> list[str]:
     gains = [[f"{100 * float(f):g}%", c["convergence"]["by_budget"]["gain"],
               "flat" if c["convergence"]["by_budget"]["flat"] else "still improving"]
              for f, c in m["curves"].get("scratch", {}).items() if "by_budget" in c.get("convergence", {})]
+    lad = m.get("budget_ladder") or {}
+    stop = (f" The ladder x{', x'.join(lad['budgets'])} trains budget by budget until scratch is flat at every "
+            f"fraction (`until_flat`); it stopped at x{lad['trained'][-1]}: {lad['stopped']}."
+            if lad.get("until_flat") else "")
     return ["## Training budget", "",
             "Every run of every variant at each budget (a multiple of the steps per fraction); the tables above use "
-            f"the largest. val force RMSE / test force MAE (eV/Å); steps at x1: {_budget({**s, 'budgets': [1]})}:", "",
+            f"the largest. val force RMSE / test force MAE (eV/Å); steps at x1: {_budget({**s, 'budgets': [1]})}."
+            f"{stop}", "",
             *table(["fraction", "variant"] + [f"x{b}" for b in mults], rows), "",
             f"Scratch, val force RMSE gain from x{mults[-2]} to x{mults[-1]} (flat below "
             f"{100 * float(s['converged_tolerance']):g}%):", "",
@@ -98,6 +103,7 @@ def claims(curves: dict, fractions: list[float]) -> tuple[list[str], dict]:
 def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, zero: dict, forget: dict,
          png: str) -> list[str]:
     label = m["label"]
+    trained = [float(b) for b in (m.get("budget_ladder") or {}).get("trained") or s.get("budgets") or [1]]
     vs = list(curves)
     header = ["training structures (fraction)"] + [f"{LABELS.get(v, v)}: F MAE (eV/Å)" for v in vs] + \
              [f"{LABELS.get(v, v)}: E MAE (meV/atom)" for v in vs]
@@ -165,7 +171,8 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
               f"({100 * s['split'].get('val', 0) / sum(s['split'].values()):g}% of the training groups; "
               + (f"a group is {s['split_block']} consecutive snapshots of a run" if s.get("split_block")
                  else "a group is a whole run") + ") and the test set are the same for every fraction.",
-              f"- Every run of a fraction: the same steps ({_budget(s)}), {s['train']['max_atoms']} atoms per step, "
+              f"- Every run of a fraction: the same steps ({_budget({**s, 'budgets': trained})}), "
+              f"{s['train']['max_atoms']} atoms per step, "
               f"warm-up {s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr "
               f"{s.get('finetune_train', {}).get('lr')} (scratch "
               + (f"the val-best of {', '.join(f'{x:g}' for x in s['scratch_lrs'])}" if len(s.get("scratch_lrs") or [])

@@ -111,6 +111,19 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     assert "## Training budget" in report and "each times 1, 2" in report
     assert "## Scratch learning rate" in report and "the val-best of 0.002, 0.001" in report
 
+    # until_flat: the ladder [1, 2, 4] stops once scratch is flat from x1 to x2 (a tolerance every gain is below),
+    # so x4 is never trained; x1 and x2 resume finished
+    rc = main(["reproduce", "finetune", "smoke=true", f"target={target}", f"parent={ship}", f"out={ft_out}",
+               f"work={ft_work}", "reproduce.budgets=[1,2,4]", "reproduce.until_flat=true",
+               "reproduce.converged_tolerance=1e9"])
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads((ft_out / "metrics.json").read_text())
+    lad = m["budget_ladder"]
+    assert lad["until_flat"] and lad["budgets"] == ["1", "2", "4"] and lad["trained"] == ["1", "2"]
+    assert "from x1 to x2" in lad["stopped"] and not any("_x4" in n for n in m["runs"])
+    assert set(m["budgets"]) == {"1", "2"} and m["curves"]["scratch"]["0.5"]["steps"] == 6
+    assert "it stopped at x2" in (ft_out / "report.md").read_text()
+
 
 def test_finetune_refuses_a_folder_that_is_not_mlearn_format(tmp_path, capsys):
     (tmp_path / "Xy").mkdir()
