@@ -169,14 +169,14 @@ def stage_sweep(cfg: dict, args: list[str]) -> None:
 
 
 def stage_reproduce(cfg: dict, args: list[str]) -> None:
-    from atomforge.pipeline.reproduce import RESULTS, run
+    from atomforge.pipeline.reproduce import RESULTS, out_dir, run
 
     name = cfg["reproduce"]["name"]
     if name not in RESULTS:
         raise UsageError(f"configs/reproduce entry names an unknown result {name!r}; "
                          f"expected one of {', '.join(RESULTS)}")
     run(name, cfg)
-    print(f"result: {cfg['reproduce']['out']}/report.md, metrics.json")
+    print(f"result: {out_dir(name, cfg)}/report.md, metrics.json")
 
 
 STAGES = {"data": stage_data, "train": stage_train, "eval": stage_eval, "export": stage_export,

@@ -19,3 +19,9 @@ RESULTS = {  # CLI name -> (config entry, module)
 
 def run(name: str, cfg: dict) -> dict:
     return importlib.import_module(RESULTS[name][1]).run(cfg)
+
+
+def out_dir(name: str, cfg: dict) -> str:
+    """The folder a result writes, after its recipe's own defaults (finetune: results/finetune-<target name>)."""
+    prepare = getattr(importlib.import_module(RESULTS[name][1]), "prepare", None)
+    return str((prepare(cfg) if prepare else cfg)["reproduce"]["out"])

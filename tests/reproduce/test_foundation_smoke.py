@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from atomforge.pipeline.cli import main
+from atomforge.pipeline.reproduce import out_dir
 
 SI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mlearn" / "Si"
 
@@ -123,6 +124,13 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     assert "from x1 to x2" in lad["stopped"] and not any("_x4" in n for n in m["runs"])
     assert set(m["budgets"]) == {"1", "2"} and m["curves"]["scratch"]["0.5"]["steps"] == 6
     assert "it stopped at x2" in (ft_out / "report.md").read_text()
+
+
+def test_finetune_result_folder_defaults_to_the_target_name(tmp_path):
+    target = _mlearn_folder(tmp_path / "data" / "Xy")
+    cfg = {"reproduce": {"name": "finetune", "target": str(target), "out": None, "work": None}}
+    assert out_dir("finetune", cfg) == "results/finetune-Xy"  # what the CLI's last line names
+    assert out_dir("finetune", {"reproduce": {**cfg["reproduce"], "out": "elsewhere"}}) == "elsewhere"
 
 
 def test_finetune_refuses_a_folder_that_is_not_mlearn_format(tmp_path, capsys):
