@@ -133,7 +133,7 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
     if c.get("ratio"):
         lines += [f"- Compute: the parent's pre-training took {c['pretrain_flops']:.3g} FLOPs, {c['ratio']:.1f}x one "
                   f"fine-tuning run here ({c['run']}: {c['finetune_flops']:.3g} FLOPs; counted FLOPs per atom x atoms "
-                  "processed).", ""]
+                  f"processed; target at least 10x: {'met' if c['ratio'] >= 10 else 'missed'}).", ""]
     if label == "Si" and "finetune" in curves:
         best = min((curves[v][max(fractions)] for v in curves if v != "scratch"), key=lambda x: x["force_mae"])
         lines += [f"- mlearn Si targets (fine-tuned, 100%): force MAE {fmt(best['force_mae'])} eV/Å (target < 0.04: "

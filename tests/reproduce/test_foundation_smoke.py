@@ -110,6 +110,7 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     report = (ft_out / "report.md").read_text()
     assert (ft_out / "force_mae_vs_data.png").is_file() and "## Forgetting" in report
     assert "## Training budget" in report and "each times 1, 2" in report
+    assert "target at least 10x: " in report  # the parent's pre-training compute against one fine-tune
     assert "## Scratch learning rate" in report and "the val-best of 0.002, 0.001" in report
 
     # until_flat: the ladder [1, 2, 4] stops once scratch is flat from x1 to x2 (a tolerance every gain is below),
