@@ -143,12 +143,15 @@ def run(cfg: dict) -> dict:
 
     base = {float(k): int(n) for k, n in (s.get("steps_by_fraction") or {}).items()}
 
+    def steps_at(m: float, f: float) -> int:  # the same for every variant of a fraction and budget
+        return round(m * base.get(f, int(s["train"]["steps"])))
+
     def one(job):
         v, f, lr, m = job
         name = (f"{v}_{pct(f)}" + (f"_x{m:g}" if m != 1 else "")
                 + (f"_lr{lr:g}" if lr not in (None, scratch_lrs[0]) else ""))
         root = roots[f]
-        steps = {"steps": round(m * base.get(f, int(s["train"]["steps"])))}  # the same for every variant
+        steps = {"steps": steps_at(m, f)}
         if v == "scratch":
             run_dir = r.train(name, root, train={**steps, "lr": lr}, model=scratch_model)
         else:
@@ -176,18 +179,17 @@ def run(cfg: dict) -> dict:
     tol = float(s["converged_tolerance"])
     # budget by budget: with `until_flat` the ladder stops at the first budget where scratch's val gain from the
     # budget before it is flat at every fraction (scratch converged, so more steps would not change the verdict)
-    trained, ladder = [], {"until_flat": bool(s.get("until_flat")), "budgets": budgets, "stopped": "last budget"}
+    until_flat, trained, stopped = bool(s.get("until_flat")), [], "last budget"
     for m in budgets:
         r.side_by_side(one, [j for j in jobs if j[3] == m])
-        for (mm, f), by_lr in scan.items():  # chosen on val, never on test
-            if mm == m:
-                by_budget[m]["scratch"][f] = pick_scratch(by_lr, round(m * base.get(f, int(s["train"]["steps"]))))
+        for f in fractions:  # chosen on val, never on test
+            if (m, f) in scan:
+                by_budget[m]["scratch"][f] = pick_scratch(scan[m, f], steps_at(m, f))
         trained.append(m)
-        if ladder["until_flat"] and len(trained) > 1 and "scratch" in variants and all(
+        if until_flat and len(trained) > 1 and "scratch" in variants and all(
                 budget_gain(by_budget, trained, f, tol)["flat"] for f in fractions):
-            ladder["stopped"] = f"scratch flat at every fraction from x{trained[-2]:g} to x{m:g}"
+            stopped = f"scratch flat at every fraction from x{trained[-2]:g} to x{m:g}"
             break
-    ladder["trained"] = trained
     by_budget = {m: {v: dict(sorted(c.items())) for v, c in cv.items()} for m, cv in by_budget.items()
                  if m in trained}
     curves = by_budget[trained[-1]]
@@ -204,8 +206,8 @@ def run(cfg: dict) -> dict:
                "compute": compute, "model": shipped, "runs": runs, "plot": png,
                "budgets": {f"{m:g}": {v: {str(f): x for f, x in c.items()} for v, c in cv.items()}
                            for m, cv in by_budget.items()},
-               "budget_ladder": {**ladder, "budgets": [f"{m:g}" for m in budgets],
-                                 "trained": [f"{m:g}" for m in trained]}}
+               "budget_ladder": {"until_flat": until_flat, "budgets": [f"{m:g}" for m in budgets],
+                                 "stopped": stopped, "trained": [f"{m:g}" for m in trained]}}
     r.finish(f"Fine-tuning the foundation model on {label}",
              body(s, metrics, curves, fractions, counts, zero, forget, png), metrics, s)
     return metrics

@@ -38,10 +38,10 @@ def budget_section(m: dict, s: dict) -> list[str]:
     gains = [[f"{100 * float(f):g}%", c["convergence"]["by_budget"]["gain"],
               "flat" if c["convergence"]["by_budget"]["flat"] else "still improving"]
              for f, c in m["curves"].get("scratch", {}).items() if "by_budget" in c.get("convergence", {})]
-    lad = m.get("budget_ladder") or {}
+    lad = m["budget_ladder"]
     stop = (f" The ladder x{', x'.join(lad['budgets'])} trains budget by budget until scratch is flat at every "
             f"fraction (`until_flat`); it stopped at x{lad['trained'][-1]}: {lad['stopped']}."
-            if lad.get("until_flat") else "")
+            if lad["until_flat"] else "")
     return ["## Training budget", "",
             "Every run of every variant at each budget (a multiple of the steps per fraction); the tables above use "
             f"the largest. val force RMSE / test force MAE (eV/Å); steps at x1: {_budget({**s, 'budgets': [1]})}."
@@ -103,7 +103,7 @@ def claims(curves: dict, fractions: list[float]) -> tuple[list[str], dict]:
 def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, zero: dict, forget: dict,
          png: str) -> list[str]:
     label = m["label"]
-    trained = [float(b) for b in (m.get("budget_ladder") or {}).get("trained") or s.get("budgets") or [1]]
+    trained = [float(b) for b in m["budget_ladder"]["trained"]]
     vs = list(curves)
     header = ["training structures (fraction)"] + [f"{LABELS.get(v, v)}: F MAE (eV/Å)" for v in vs] + \
              [f"{LABELS.get(v, v)}: E MAE (meV/atom)" for v in vs]
