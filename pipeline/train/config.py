@@ -53,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 1e-3
     grad_clip: float = 10.0
     ema_decay: float = 0.99
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + t) / (10 + t)) at step t (pipeline/train/ema.py)
     seed: int = 0
     energy_coef: float = 5.0
     force_coef: float = 10.0

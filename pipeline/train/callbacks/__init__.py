@@ -17,6 +17,6 @@ def default_callbacks(tc: TrainConfig) -> list[Callback]:
     """In hook order: the EMA update before the profiler closes its optimizer section; in each step's row the
     guard's count, then logging, then the checkpoint, then the preemption check; at the end the logger closes
     (the final row is written), then the last checkpoint, then final predictions."""
-    return [EMACallback(tc.ema_decay), LossGuardCallback(tc.max_bad_losses),
+    return [EMACallback(tc.ema_decay, tc.ema_warmup), LossGuardCallback(tc.max_bad_losses),
             *([ProfilerCallback()] if tc.profile else []), MetricsCallback(), CheckpointCallback(tc.ckpt_every),
             *([FinalPredictionsCallback()] if tc.final_predictions else []), PreemptionCallback()]

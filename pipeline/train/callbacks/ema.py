@@ -6,11 +6,12 @@ from atomforge.pipeline.train.ema import EMA
 
 
 class EMACallback(Callback):
-    def __init__(self, decay: float):
-        self.decay = decay
+    def __init__(self, decay: float, warmup: bool = True):
+        self.decay, self.warmup = decay, warmup
 
     def on_attach(self, trainer):
-        trainer.ema = EMA(trainer.engine.module, self.decay)  # before a resume loads the saved shadow into it
+        # before a resume loads the saved shadow into it
+        trainer.ema = EMA(trainer.engine.module, self.decay, self.warmup)
 
     def on_optim_step(self, trainer, metrics):
-        trainer.ema.update()
+        trainer.ema.update(trainer.step + 1)  # emitted before the trainer counts this step
