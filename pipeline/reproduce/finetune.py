@@ -57,8 +57,8 @@ def converged(sel: dict, tol: float) -> dict:
     return {"curve": curve, "late_gain": gain, "flat": gain is not None and gain < tol, "tolerance": tol}
 
 
-def pick_scratch(by_lr: dict, steps: int) -> dict:
-    """Scratch's row at one budget and fraction: the val-best of its learning-rate scan (never chosen on test)."""
+def pick_lr(by_lr: dict, steps: int) -> dict:
+    """A variant's row at one budget and fraction: the val-best of its learning-rate scan (never chosen on test)."""
     best = min(by_lr.values(), key=lambda x: x["val_force_rmse"])
     return {**best, "steps": steps, "lr_scan": {f"{lr:g}": {k: x[k] for k in ("val_force_rmse", "force_mae")}
                                                 for lr, x in sorted(by_lr.items())}}
@@ -122,9 +122,12 @@ def run(cfg: dict) -> dict:
     forget = {"parent": score_split(parent, corpus, s["forgetting_split"], rep["task"], r.device)} if corpus else {}
 
     scratch_model = {"name": arch["name"], "backbone": arch["backbone"], "force_mode": arch["force_mode"], "tasks": []}
-    # scratch gets every learning rate of the scan and keeps the one its val split prefers: "beats scratch" must
-    # not mean "scratch had a poor learning rate" (the first lr's run keeps the plain name, so old runs resume)
-    scratch_lrs = [float(x) for x in (s.get("scratch_lrs") or [s["train"]["lr"]])]
+    # every variant trains at each learning rate of its scan and keeps the one its val split prefers: "beats
+    # scratch" must not mean "scratch had a poor learning rate", nor the reverse (the first lr keeps the plain run
+    # name, so old runs resume)
+    ft_lr = (s.get("finetune_train") or {}).get("lr") or s["train"]["lr"]
+    lrs = {v: [float(x) for x in (s.get("scratch_lrs") or [s["train"]["lr"]])] if v == "scratch"
+           else [float(x) for x in (s.get("finetune_lrs") or [ft_lr])] for v in variants}
     # each budget multiplies every fraction's steps; the claims use the largest, and the budgets before it check
     # scratch's convergence a second way (does more training still help?); x1 keeps the plain run names
     budgets = sorted(float(m) for m in (s.get("budgets") or [1]))
@@ -135,11 +138,12 @@ def run(cfg: dict) -> dict:
         counts[f] = BuiltDataset(roots[f]).count("train")
         for m in budgets:
             for v in variants:
-                jobs += [(v, f, lr, m) for lr in scratch_lrs] if v == "scratch" else [(v, f, None, m)]
+                jobs += [(v, f, lr, m) for lr in lrs[v]]
 
     by_budget: dict = {m: {v: {} for v in variants} for m in budgets}
-    scan: dict = {}  # (budget, fraction) -> {lr: scratch row}
+    scan: dict = {}  # (budget, variant, fraction) -> {lr: row}
     runs: dict = {}
+    scored: dict = {}  # every fine-tuned run's forgetting; the report keeps the chosen ones
 
     base = {float(k): int(n) for k, n in (s.get("steps_by_fraction") or {}).items()}
 
@@ -149,7 +153,7 @@ def run(cfg: dict) -> dict:
     def one(job):
         v, f, lr, m = job
         name = (f"{v}_{pct(f)}" + (f"_x{m:g}" if m != 1 else "")
-                + (f"_lr{lr:g}" if lr not in (None, scratch_lrs[0]) else ""))
+                + (f"_lr{lr:g}" if lr != lrs[v][0] else ""))
         root = roots[f]
         steps = {"steps": steps_at(m, f)}
         if v == "scratch":
@@ -160,20 +164,19 @@ def run(cfg: dict) -> dict:
                 share = float(rep["share"])
                 extra["mix"] = [{"root": str(root), "task": "target", "weight": 1.0 - share},
                                 {"root": str(corpus), "task": rep["task"], "weight": share}]
-            run_dir = r.train(name, root, train={**(s.get("finetune_train") or {}), **steps}, **extra)
+            run_dir = r.train(name, root, train={**(s.get("finetune_train") or {}), **steps, "lr": lr}, **extra)
         hub, sel = r.select_export(run_dir, root)
         a = r.evaluate(hub, root, r.out / "evals" / name, plots=False)["all"]
         row = {"force_mae": a["force_mae"], "energy_mae_mev_atom": 1000.0 * a["energy_mae_per_atom"],
                "force_rmse": a["force_rmse"], "n_train": counts[f], "selected": sel["best"],
                "val_force_rmse": sel["checkpoints"][sel["best"]]["force_rmse"]}
         runs[name] = str(run_dir)
+        row.update(lr=lr, run=name)
         if v == "scratch":
-            row.update(lr=lr, run=name, convergence=converged(sel, float(s["converged_tolerance"])))
-            scan.setdefault((m, f), {})[lr] = row
-            return
-        if corpus is not None:
-            forget[name] = score_split(hub, corpus, s["forgetting_split"], rep["task"], r.device)
-        by_budget[m][v][f] = {**row, "run": name, "steps": steps["steps"]}
+            row["convergence"] = converged(sel, float(s["converged_tolerance"]))
+        elif corpus is not None:
+            scored[name] = score_split(hub, corpus, s["forgetting_split"], rep["task"], r.device)
+        scan.setdefault((m, v, f), {})[lr] = row
 
     r.concurrent_runs = max(1, int(s.get("parallel", 1)))
     tol = float(s["converged_tolerance"])
@@ -182,9 +185,11 @@ def run(cfg: dict) -> dict:
     until_flat, trained, stopped = bool(s.get("until_flat")), [], "last budget"
     for m in budgets:
         r.side_by_side(one, [j for j in jobs if j[3] == m])
-        for f in fractions:  # chosen on val, never on test
-            if (m, f) in scan:
-                by_budget[m]["scratch"][f] = pick_scratch(scan[m, f], steps_at(m, f))
+        for v in variants:  # chosen on val, never on test
+            for f in fractions:
+                by_budget[m][v][f] = pick_lr(scan[m, v, f], steps_at(m, f))
+                if by_budget[m][v][f]["run"] in scored:
+                    forget[by_budget[m][v][f]["run"]] = scored[by_budget[m][v][f]["run"]]
         trained.append(m)
         if until_flat and len(trained) > 1 and "scratch" in variants and all(
                 budget_gain(by_budget, trained, f, tol)["flat"] for f in fractions):

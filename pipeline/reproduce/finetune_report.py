@@ -52,6 +52,29 @@ def budget_section(m: dict, s: dict) -> list[str]:
             *table(["fraction", "relative gain", "verdict"], gains), ""]
 
 
+def lr_section(curves: dict) -> list[str]:
+    """Each variant's learning-rate scan per fraction: the val-best run is the variant's result."""
+    scans = {v: c for v, c in curves.items() if any(len(x.get("lr_scan") or {}) > 1 for x in c.values())}
+    if not scans:
+        return []
+    out = ["## Learning rates", "",
+           "Each variant's runs of a fraction at every learning rate of its scan; the one with the lowest val force "
+           "RMSE is the variant's result (val force RMSE / test force MAE, eV/Å; test shown, never used to choose):",
+           ""]
+    for v, c in scans.items():
+        scanned = list(next(iter(c.values()))["lr_scan"])
+        rows = [[f"{100 * f:g}%", x["lr"]] + [f"{y['val_force_rmse']:.4g} / {y['force_mae']:.4g}"
+                                              for y in x["lr_scan"].values()] for f, x in c.items()]
+        out += [f"{LABELS.get(v, v)}:", "", *table(["fraction", "chosen lr"] + [f"lr {lr}" for lr in scanned], rows),
+                ""]
+    return out
+
+
+def _lrs(xs: list | None, fallback) -> str:
+    xs = [float(x) for x in xs or [fallback]]
+    return f"the val-best of {', '.join(f'{x:g}' for x in xs)}" if len(xs) > 1 else f"{xs[0]:g}"
+
+
 def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Path) -> str:
     import matplotlib
 
@@ -143,15 +166,7 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
     conv = [[f"{100 * f:g}%", c["convergence"]["late_gain"], "flat" if c["convergence"]["flat"] else "still improving",
              " ".join(f"{st}:{fmt(v, 3)}" for st, v in c["convergence"]["curve"])]
             for f, c in curves.get("scratch", {}).items()]
-    lrs = [[f"{100 * f:g}%", c["lr"]] + [f"{x['val_force_rmse']:.4g} / {x['force_mae']:.4g}"
-                                          for x in c["lr_scan"].values()]
-           for f, c in curves.get("scratch", {}).items() if len(c.get("lr_scan") or {}) > 1]
-    if lrs:
-        scanned = list(next(iter(curves["scratch"].values()))["lr_scan"])
-        lines += ["## Scratch learning rate", "",
-                  "Each fraction's scratch runs at every learning rate below; the one with the lowest val force RMSE "
-                  "is scratch's result (val / test force MAE, eV/Å; test shown, never used to choose):", "",
-                  *table(["fraction", "chosen lr"] + [f"lr {lr}" for lr in scanned], lrs), ""]
+    lines += lr_section(curves)
     if conv:
         lines += ["## Scratch convergence", "",
                   f"How it was checked: every scratch run's checkpoints (every {s['train']['ckpt_every']} steps) are "
@@ -173,10 +188,11 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
                  else "a group is a whole run") + ") and the test set are the same for every fraction.",
               f"- Every run of a fraction: the same steps ({_budget({**s, 'budgets': trained})}), "
               f"{s['train']['max_atoms']} atoms per step, "
-              f"warm-up {s['train']['warmup_steps']} steps then cosine; fine-tuned runs use lr "
-              f"{s.get('finetune_train', {}).get('lr')} (scratch "
-              + (f"the val-best of {', '.join(f'{x:g}' for x in s['scratch_lrs'])}" if len(s.get("scratch_lrs") or [])
-                 > 1 else f"{s['train']['lr']}") + "), fixed before any run.",
+              f"warm-up {s['train']['warmup_steps']} steps then cosine, EMA decay {s['train']['ema_decay']}"
+              + (" ramped as min(decay, (1 + t) / (10 + t))" if s["train"].get("ema_warmup", True) else "")
+              + "; fine-tuned runs use lr "
+              + _lrs(s.get("finetune_lrs"), (s.get("finetune_train") or {}).get("lr") or s["train"]["lr"])
+              + f" (scratch {_lrs(s.get('scratch_lrs'), s['train']['lr'])}), fixed before any run.",
               f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with "
               "element references refitted on the target's data; replay draws "
               f"{100 * float(s['replay']['share']):g}% of each step's structures from the corpus through the "

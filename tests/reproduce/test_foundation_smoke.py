@@ -93,11 +93,17 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     assert "convergence" in scratch and set(scratch["lr_scan"]) == {"0.002", "0.001"}  # chosen on val
     assert scratch["val_force_rmse"] == min(x["val_force_rmse"] for x in scratch["lr_scan"].values())
     assert {"scratch_050", "scratch_050_lr0.001", "scratch_050_x2", "scratch_050_x2_lr0.001"} <= set(m["runs"])
-    assert set(m["forgetting"]) == {"parent", "finetune_050", "replay_050", "finetune_050_x2", "replay_050_x2"}
+    # both fine-tuned variants scan their own lrs too; forgetting is reported for the run each one chose
+    for v in ("finetune", "replay"):
+        ft = m["curves"][v]["0.5"]
+        assert set(ft["lr_scan"]) == {"0.001", "0.0005"} and {f"{v}_050_x2", f"{v}_050_x2_lr0.0005"} <= set(m["runs"])
+        assert ft["val_force_rmse"] == min(x["val_force_rmse"] for x in ft["lr_scan"].values())
+    chosen = {m["budgets"][b][v]["0.5"]["run"] for b in ("1", "2") for v in ("finetune", "replay")}
+    assert set(m["forgetting"]) == {"parent"} | chosen and len(chosen) == 4
     # every variant at both budgets; the claims (curves) use the larger, scratch is also checked across budgets
     assert set(m["budgets"]) == {"1", "2"} and m["budgets"]["1"]["finetune"]["0.5"]["steps"] == 3
     assert all(c["0.5"]["steps"] == 6 for c in m["curves"].values())
-    assert m["curves"]["finetune"]["0.5"]["run"] == "finetune_050_x2" and "_x2" in m["model"]["from"]
+    assert m["curves"]["finetune"]["0.5"]["run"].startswith("finetune_050_x2") and "_x2" in m["model"]["from"]
     gain = scratch["convergence"]["by_budget"]
     assert gain["val_force_rmse"] == [m["budgets"]["1"]["scratch"]["0.5"]["val_force_rmse"],
                                       scratch["val_force_rmse"]] and isinstance(gain["flat"], bool)
@@ -111,7 +117,8 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     assert (ft_out / "force_mae_vs_data.png").is_file() and "## Forgetting" in report
     assert "## Training budget" in report and "each times 1, 2" in report
     assert "target at least 10x: " in report  # the parent's pre-training compute against one fine-tune
-    assert "## Scratch learning rate" in report and "the val-best of 0.002, 0.001" in report
+    assert "## Learning rates" in report and "scratch the val-best of 0.002, 0.001" in report
+    assert "fine-tuned runs use lr the val-best of 0.001, 0.0005" in report and "ramped as min(decay" in report
 
     # until_flat: the ladder [1, 2, 4] stops once scratch is flat from x1 to x2 (a tolerance every gain is below),
     # so x4 is never trained; x1 and x2 resume finished
