@@ -59,8 +59,8 @@ HELP = {
     "sweep run": ("plan + launch + collect + fit in one command.", ("sweep", "cluster"), ("sweep=<entry>",),
                   "atomforge sweep run sweep=emt_demo"),
     "reproduce": ("Run one published comparison end to end and write results/<name>/ (report, metrics, plots, model).",
-                  ("reproduce",), ("smoke=true (its smoke_settings win: set one of those keys as "
-                                    "reproduce.smoke_settings.<key>=...)", "out=<results folder>", "work=<work folder>",
+                  ("reproduce",), ("smoke=true (the recipe's smoke_settings; keys given here win)",
+                                    "out=<results folder>", "work=<work folder>",
                                     "target=<mlearn-format folder> (finetune)",
                                     "parent=<exported model folder> (finetune)"),
                   "atomforge reproduce finetune target=../shared/data/mlearn/Mo"),

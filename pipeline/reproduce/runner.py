@@ -38,13 +38,32 @@ def merge(base: dict, over: dict | None) -> dict:
     return out
 
 
+def _given(cfg: dict, r: dict, overlay: dict) -> dict:
+    """The overlay's keys the user set on the command line (`reproduce.<path>=...`), with the values they gave."""
+    out: dict = {}
+    for o in cfg.get("_overrides") or []:
+        path = o.split("=", 1)[0].lstrip("+~").split(".")
+        if path[0] != "reproduce" or len(path) < 2:
+            continue
+        src, ovl, dst = r, overlay, out
+        for i, k in enumerate(path[1:], 1):
+            if not isinstance(ovl, dict) or k not in ovl or not isinstance(src, dict) or k not in src:
+                break
+            if i == len(path) - 1:
+                dst[k] = src[k]
+            else:
+                src, ovl, dst = src[k], ovl[k], dst.setdefault(k, {})
+    return out
+
+
 def settings(cfg: dict) -> dict:
-    """The reproduce section with the smoke overlay applied when `reproduce.smoke=true`; `model` and `train`
-    are complete (the composed `model`/`train` groups with the recipe's values on top)."""
+    """The reproduce section with the smoke overlay applied when `reproduce.smoke=true` (a key the user set on the
+    command line wins over the overlay's); `model` and `train` are complete (the composed `model`/`train` groups
+    with the recipe's values on top)."""
     r = dict(cfg["reproduce"])
     smoke = bool(r.get("smoke"))
     overlay = r.pop("smoke_settings", {}) or {}
-    s = merge(r, overlay) if smoke else r
+    s = merge(merge(r, overlay), _given(cfg, r, overlay)) if smoke else r
     s["model"] = merge(cfg["model"], s.get("model"))
     s["train"] = merge(cfg["train"], s.get("train"))
     s["deepspeed"] = merge(cfg["deepspeed"], s.get("deepspeed"))

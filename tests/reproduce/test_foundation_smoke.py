@@ -85,9 +85,8 @@ def test_finetune_smoke_on_an_mlearn_folder_given_by_path(foundation, tmp_path, 
     # below), so x4 is never trained; replay reads the corpus the foundation smoke built (cached, not relabelled)
     rc = main(["reproduce", "finetune", "smoke=true", f"target={target}", f"parent={ship}", f"out={ft_out}",
                f"work={ft_work}", "reproduce.budgets=[1,2,4]", "reproduce.until_flat=true",
-               "reproduce.converged_tolerance=1e9",  # smoke_settings overlay the recipe: set those keys there
-               f"reproduce.smoke_settings.replay.corpus_root={work / 'data' / 'corpus'}",
-               "reproduce.smoke_settings.scratch_lrs=[2.0e-3]"])
+               "reproduce.converged_tolerance=1e9", f"reproduce.replay.corpus_root={work / 'data' / 'corpus'}",
+               "reproduce.scratch_lrs=[2.0e-3]"])  # keys given here win over the smoke overlay's
     assert rc == 0, capsys.readouterr().err
     m = json.loads((ft_out / "metrics.json").read_text())
     assert m["label"] == "Xy" and set(m["curves"]) == {"scratch", "finetune", "replay"}
