@@ -125,9 +125,10 @@ def run(cfg: dict) -> dict:
     # every variant trains at each learning rate of its scan and keeps the one its val split prefers: "beats
     # scratch" must not mean "scratch had a poor learning rate", nor the reverse (the first lr keeps the plain run
     # name, so old runs resume)
-    ft_lr = (s.get("finetune_train") or {}).get("lr") or s["train"]["lr"]
-    lrs = {v: [float(x) for x in (s.get("scratch_lrs") or [s["train"]["lr"]])] if v == "scratch"
-           else [float(x) for x in (s.get("finetune_lrs") or [ft_lr])] for v in variants}
+    scan_lrs = {"scratch": [float(x) for x in (s.get("scratch_lrs") or [s["train"]["lr"]])],
+                "fine-tuned": [float(x) for x in (s.get("finetune_lrs")
+                                                  or [(s.get("finetune_train") or {}).get("lr") or s["train"]["lr"]])]}
+    lrs = {v: scan_lrs["scratch" if v == "scratch" else "fine-tuned"] for v in variants}
     # each budget multiplies every fraction's steps; the claims use the largest, and the budgets before it check
     # scratch's convergence a second way (does more training still help?); x1 keeps the plain run names
     budgets = sorted(float(m) for m in (s.get("budgets") or [1]))
@@ -143,7 +144,6 @@ def run(cfg: dict) -> dict:
     by_budget: dict = {m: {v: {} for v in variants} for m in budgets}
     scan: dict = {}  # (budget, variant, fraction) -> {lr: row}
     runs: dict = {}
-    scored: dict = {}  # every fine-tuned run's forgetting; the report keeps the chosen ones
 
     base = {float(k): int(n) for k, n in (s.get("steps_by_fraction") or {}).items()}
 
@@ -174,8 +174,6 @@ def run(cfg: dict) -> dict:
         row.update(lr=lr, run=name)
         if v == "scratch":
             row["convergence"] = converged(sel, float(s["converged_tolerance"]))
-        elif corpus is not None:
-            scored[name] = score_split(hub, corpus, s["forgetting_split"], rep["task"], r.device)
         scan.setdefault((m, v, f), {})[lr] = row
 
     r.concurrent_runs = max(1, int(s.get("parallel", 1)))
@@ -185,11 +183,12 @@ def run(cfg: dict) -> dict:
     until_flat, trained, stopped = bool(s.get("until_flat")), [], "last budget"
     for m in budgets:
         r.side_by_side(one, [j for j in jobs if j[3] == m])
-        for v in variants:  # chosen on val, never on test
+        for v in variants:  # chosen on val, never on test; forgetting is scored for the chosen run only
             for f in fractions:
-                by_budget[m][v][f] = pick_lr(scan[m, v, f], steps_at(m, f))
-                if by_budget[m][v][f]["run"] in scored:
-                    forget[by_budget[m][v][f]["run"]] = scored[by_budget[m][v][f]["run"]]
+                row = by_budget[m][v][f] = pick_lr(scan[m, v, f], steps_at(m, f))
+                if v != "scratch" and corpus is not None:
+                    forget[row["run"]] = score_split(RunDir(runs[row["run"]]).hub, corpus, s["forgetting_split"],
+                                                     rep["task"], r.device)
         trained.append(m)
         if until_flat and len(trained) > 1 and "scratch" in variants and all(
                 budget_gain(by_budget, trained, f, tol)["flat"] for f in fractions):
@@ -211,6 +210,7 @@ def run(cfg: dict) -> dict:
                "compute": compute, "model": shipped, "runs": runs, "plot": png,
                "budgets": {f"{m:g}": {v: {str(f): x for f, x in c.items()} for v, c in cv.items()}
                            for m, cv in by_budget.items()},
+               "lr_scans": {k: [f"{x:g}" for x in xs] for k, xs in scan_lrs.items()},
                "budget_ladder": {"until_flat": until_flat, "budgets": [f"{m:g}" for m in budgets],
                                  "stopped": stopped, "trained": [f"{m:g}" for m in trained]}}
     r.finish(f"Fine-tuning the foundation model on {label}",

@@ -70,9 +70,8 @@ def lr_section(curves: dict) -> list[str]:
     return out
 
 
-def _lrs(xs: list | None, fallback) -> str:
-    xs = [float(x) for x in xs or [fallback]]
-    return f"the val-best of {', '.join(f'{x:g}' for x in xs)}" if len(xs) > 1 else f"{xs[0]:g}"
+def _lrs(xs: list[str]) -> str:
+    return f"the val-best of {', '.join(xs)}" if len(xs) > 1 else xs[0]
 
 
 def plot(curves: dict, fractions: list[float], counts: dict, zero: dict, out: Path) -> str:
@@ -189,10 +188,9 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
               f"- Every run of a fraction: the same steps ({_budget({**s, 'budgets': trained})}), "
               f"{s['train']['max_atoms']} atoms per step, "
               f"warm-up {s['train']['warmup_steps']} steps then cosine, EMA decay {s['train']['ema_decay']}"
-              + (" ramped as min(decay, (1 + t) / (10 + t))" if s["train"].get("ema_warmup", True) else "")
-              + "; fine-tuned runs use lr "
-              + _lrs(s.get("finetune_lrs"), (s.get("finetune_train") or {}).get("lr") or s["train"]["lr"])
-              + f" (scratch {_lrs(s.get('scratch_lrs'), s['train']['lr'])}), fixed before any run.",
+              + (" ramped as min(decay, (1 + t) / (10 + t))" if s["train"]["ema_warmup"] else "")
+              + f"; fine-tuned runs use lr {_lrs(m['lr_scans']['fine-tuned'])} "
+              f"(scratch {_lrs(m['lr_scans']['scratch'])}), fixed before any run.",
               f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with "
               "element references refitted on the target's data; replay draws "
               f"{100 * float(s['replay']['share']):g}% of each step's structures from the corpus through the "
