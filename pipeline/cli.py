@@ -84,10 +84,21 @@ def stage_train(cfg: dict, args: list[str]) -> None:
     print(f"run: {tc.run_dir} (checkpoints/, metrics.jsonl, wandb/)")
 
 
+def vet_run(path: str | Path) -> None:
+    """A received run with pickled code in its checkpoints is refused here, before torch and fairchem models load."""
+    from atomforge.pipeline.train.run_dir import RunDir
+    from atomforge.pipeline.train.safe_load import vet
+
+    if RunDir(path).is_run():
+        vet(RunDir(path).checkpoints)
+
+
 def stage_export(cfg: dict, args: list[str]) -> None:
+    e = cfg["export"]
+    if not args and Path(e["run"]).is_dir():
+        vet_run(e["run"])
     from atomforge.pipeline.export.hub import export, push
 
-    e = cfg["export"]
     if args and args[0] == "push":  # atomforge export push out=<folder> repo=<user/name>
         if not e.get("repo"):
             raise UsageError("export push needs repo=<user/name> (and out=<exported folder>)")
@@ -105,6 +116,7 @@ def stage_export(cfg: dict, args: list[str]) -> None:
 
 def stage_eval(cfg: dict, args: list[str]) -> None:
     ev = cfg["eval"]
+    vet_run(ev["run"] if args and args[0] == "select" else ev["model"])
     from atomforge.pipeline.data.dataset import BuiltDataset
 
     BuiltDataset.open(cfg["data"]["root"], cfg["data"]["name"])

@@ -24,9 +24,20 @@ def launch(tc: TrainConfig, concurrent_runs: int = 1) -> int:
         cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
         run(tc)
         return EXIT_REQUEUE if preempted(run_dir) else 0
+    vet_inputs(tc)
     with run_lock(run_dir):  # before anything is written: a second training must not touch a running one's folder
         cfg_path.write_text(json.dumps(tc.to_dict(), indent=1))
         return _start(tc, cfg_path, concurrent_runs)
+
+
+def vet_inputs(tc: TrainConfig) -> None:
+    """Refuse a received run or parent checkpoint with pickled code before any rank starts (the ranks' weights-only
+    loads would refuse it too, after seconds of start-up, with the message in a rank's log)."""
+    from atomforge.pipeline.train.safe_load import vet
+
+    vet(RunDir(tc.run_dir).checkpoints)
+    if tc.init_from and (Path(tc.init_from) / "ema.pt").is_file():  # a checkpoint folder, not an exported model
+        vet(tc.init_from)
 
 
 def _start(tc: TrainConfig, cfg_path: Path, concurrent_runs: int) -> int:

@@ -23,22 +23,47 @@ class UnsafeFileError(AtomforgeError, RuntimeError):
     """A file that would run code when loaded; never retried with a laxer loader."""
 
 
+# Plain records DeepSpeed writes into its optimizer states (an enum, a scaler's numbers, a dataclass), by name so
+# that vetting a folder need not import DeepSpeed.
+_DEEPSPEED = ("deepspeed.runtime.zero.config.ZeroStageEnum", "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+              "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler", "deepspeed.utils.tensor_fragment.fragment_address")
+
+
 def _allowed() -> list:
-    """Plain records DeepSpeed writes into its optimizer states (an enum, a scaler's numbers, a dataclass) and the
-    numpy pieces of RNG files written before they were stored as tensors."""
-    import numpy as np
-    from numpy._core.multiarray import _reconstruct
+    """DeepSpeed's plain records and the numpy pieces of RNG files written before they were stored as tensors."""
+    import importlib
 
-    allowed = [np.ndarray, np.dtype, _reconstruct, *(type(np.dtype(t)) for t in (np.uint32, np.int64, np.float64))]
+    allowed = _numpy_allowed()
     try:
-        from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
-        from deepspeed.runtime.zero.config import ZeroStageEnum
-        from deepspeed.utils.tensor_fragment import fragment_address
-
-        allowed += [ZeroStageEnum, LossScaler, DynamicLossScaler, fragment_address]
+        allowed += [getattr(importlib.import_module(m), n) for m, _, n in (d.rpartition(".") for d in _DEEPSPEED)]
     except ImportError:  # deepspeed is only needed where its checkpoints are read
         pass
     return allowed
+
+
+def _numpy_allowed() -> list:
+    import numpy as np
+    from numpy._core.multiarray import _reconstruct
+
+    return [np.ndarray, np.dtype, _reconstruct, *(type(np.dtype(t)) for t in (np.uint32, np.int64, np.float64))]
+
+
+def vet(folder: str | Path) -> None:
+    """Refuse, before anything is loaded or started, a folder whose torch files name code to call.
+
+    Reads only each file's pickle opcodes (no tensors), so a received run is turned down in a second rather than
+    after ranks have started. The weights-only load stays the defence: a static read cannot see every global."""
+    folder = Path(folder)
+    files = [folder] if folder.is_file() else sorted(folder.rglob("*.pt")) if folder.is_dir() else []
+    with torch.serialization.safe_globals(_numpy_allowed()):
+        for f in files:
+            try:
+                bad = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(f)) - set(_DEEPSPEED))
+            except (ValueError, RuntimeError, OSError):  # not a zip torch file: the real load decides
+                continue
+            if bad:
+                raise UnsafeFileError(f"refusing to load {f}: it holds pickled code, not only tensors "
+                                      f"(it names {', '.join(bad[:3])})")
 
 
 @contextmanager

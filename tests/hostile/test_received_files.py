@@ -108,6 +108,25 @@ def test_export_and_eval_refuse_pickled_code(runs, emt_dataset, tmp_path, tally,
     tally.handled()
 
 
+@pytest.mark.parametrize("file", ["mp_rank_00_model_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"])
+def test_rank_loads_refuse_what_vetting_missed(runs, tmp_path, tally, file):
+    """The CLI's static vetting answers first; behind it every torch.load a rank makes (DeepSpeed's own, which ask
+    for weights_only=False) still goes through the weights-only unpickler."""
+    from atomforge.pipeline.train.safe_load import UnsafeFileError, vet, weights_only
+
+    tally.tried(2)
+    run, marker = received(runs, "z2", tmp_path), tmp_path / "marker"
+    vet(ckpt(run))  # a clean ZeRO-2 checkpoint passes
+    plant(ckpt(run) / file, marker)
+    with pytest.raises(UnsafeFileError, match="pickled code"):
+        vet(ckpt(run))
+    tally.handled()
+    with pytest.raises(UnsafeFileError, match="pickled code"), weights_only(file):
+        torch.load(ckpt(run) / file, map_location="cpu", weights_only=False)
+    assert not marker.exists()
+    tally.handled()
+
+
 @pytest.fixture(scope="module")
 def export_dir(runs, tmp_path_factory):
     from atomforge.pipeline.export import export
