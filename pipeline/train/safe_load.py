@@ -25,8 +25,10 @@ class UnsafeFileError(AtomforgeError, RuntimeError):
 
 # Plain records DeepSpeed writes into its optimizer states (an enum, a scaler's numbers, a dataclass), by name so
 # that vetting a folder need not import DeepSpeed.
-_DEEPSPEED = ("deepspeed.runtime.zero.config.ZeroStageEnum", "deepspeed.runtime.fp16.loss_scaler.LossScaler",
-              "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler", "deepspeed.utils.tensor_fragment.fragment_address")
+_DEEPSPEED = ("deepspeed.runtime.zero.config.ZeroStageEnum",
+              "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+              "deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler",
+              "deepspeed.utils.tensor_fragment.fragment_address")
 
 
 def _allowed() -> list:
