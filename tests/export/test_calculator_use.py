@@ -8,8 +8,6 @@ import pytest
 from ase.build import bulk
 from ase.optimize import BFGS
 
-from helpers import train
-
 pytestmark = pytest.mark.slow
 
 
@@ -33,13 +31,12 @@ def test_direct_model_warns_once_in_a_relaxation(exported):
     assert len(hits) == 1 and "not -dE/dx" in str(hits[0].message)
 
 
-def test_conservative_model_relaxes_the_cu_vacancy(emt_dataset, tmp_path):
-    from atomforge.pipeline.export import calculator, export
+def test_conservative_model_relaxes_the_cu_vacancy(conservative):
+    from atomforge.pipeline.export import calculator
     from atomforge.pipeline.models.calculator import DirectForcesWarning
 
-    run = train(tmp_path / "cons", emt_dataset, steps=30, model={"force_mode": "conservative"}, ckpt_every=30)
     atoms = vacancy()
-    atoms.calc = calculator(export(str(run), str(tmp_path / "hub")))
+    atoms.calc = calculator(conservative)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DirectForcesWarning)
         converged = BFGS(atoms, logfile=None).run(fmax=0.01, steps=500)

@@ -6,21 +6,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from helpers import train
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def conservative(emt_dataset, tmp_path_factory):
-    from atomforge.pipeline.export import export
-
-    tmp = tmp_path_factory.mktemp("lammps")
-    # a 4 Å cutoff keeps every neighbour (18 in fcc Cu) under max_neighbors=30: the ladder's 6 Å cutoff
-    # truncates the 78 neighbours to 30, which makes E(x) jump by ~10 meV as the kept set changes
-    model = {"force_mode": "conservative", "backbone": {"cutoff": 4.0}}
-    run = train(tmp / "cons", emt_dataset, steps=30, model=model, ckpt_every=30)
-    return export(str(run), str(tmp / "hub"))
 
 
 def cell():
