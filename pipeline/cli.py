@@ -95,7 +95,10 @@ def vet_run(path: str | Path) -> None:
 
 def stage_export(cfg: dict, args: list[str]) -> None:
     e = cfg["export"]
-    if not args and Path(e["run"]).is_dir():
+    if not args and Path(e["run"]).is_dir():  # refusals first: they need neither torch models nor fairchem
+        from atomforge.pipeline.export.files import check_target
+
+        check_target(Path(e["out"]), Path(e["run"]))
         vet_run(e["run"])
     from atomforge.pipeline.export.hub import export, push
 

@@ -14,7 +14,6 @@ from safetensors.torch import load_file
 from atomforge.data_prep.errors import AtomforgeError
 from atomforge.data_prep.integrity import file_sha256
 from atomforge.pipeline.models.config import ModelConfig
-from atomforge.pipeline.models.potential import build_model
 
 CONFIG, WEIGHTS, CARD, FAIRCHEM_CKPT = "config.json", "model.safetensors", "README.md", "inference_ckpt.pt"
 HUB_PREFIXES = ("hf://", "hub:")
@@ -116,6 +115,8 @@ def load_state(path: str | Path, weights_sha256: str | None = None) -> tuple[dic
 def load(path: str | Path, device: str = "cpu", weights_sha256: str | None = None):
     """The Potential in eval mode from a folder (or an explicit hf://org/name); no pickle is read."""
     cfg, sd = load_state(resolve(path), weights_sha256)
+    from atomforge.pipeline.models.potential import build_model  # fairchem: only once a model is built
+
     model = build_model(ModelConfig(**cfg["architecture"]), cfg["element_references"], cfg["energy_scale"])
     model.load_state_dict(sd, strict=True)
     model.hub_config = cfg
