@@ -6,6 +6,7 @@ the same width are run and the per-layer FLOPs extrapolated to the full depth (l
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import torch
@@ -31,9 +32,26 @@ def empty_weights():
 
     handle = torch.nn.modules.module.register_module_parameter_registration_hook(hook)
     try:
-        yield
+        with _LargeOnMeta():
+            yield
     finally:
         handle.remove()
+
+
+class _LargeOnMeta(torch.overrides.TorchFunctionMode):
+    """Large random or empty tensors are made on the meta device: they only become parameters (a mixture's expert
+    weights, 800M numbers for mole_m, would otherwise be drawn on the CPU just to be dropped)."""
+
+    FACTORIES = {torch.rand, torch.randn, torch.empty, torch.zeros}
+    LARGE = 1 << 20
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.FACTORIES and "device" not in kwargs:
+            shape = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list, torch.Size)) else args
+            if all(isinstance(d, int) for d in shape) and math.prod(shape) >= self.LARGE:
+                kwargs["device"] = "meta"
+        return func(*args, **kwargs)
 
 
 def count_parameters(name: str, **kw) -> int:
