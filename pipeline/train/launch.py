@@ -36,6 +36,8 @@ def vet_inputs(tc: TrainConfig) -> None:
     from atomforge.pipeline.train.safe_load import vet
 
     vet(RunDir(tc.run_dir).checkpoints)
+    if tc.resume not in ("auto", "none") and Path(tc.resume).is_dir():  # a checkpoint of another run
+        vet(tc.resume)
     if tc.init_from and (Path(tc.init_from) / "ema.pt").is_file():  # a checkpoint folder, not an exported model
         vet(tc.init_from)
 
