@@ -93,6 +93,21 @@ def test_resume_refuses_pickled_code(runs, emt_dataset, tmp_path, tally, ledger,
     ledger["survived"] += 1
 
 
+@pytest.mark.parametrize("key", ["resume", "init_from"])
+def test_training_from_a_received_checkpoint_refuses_pickled_code(runs, emt_dataset, tmp_path, tally, key):
+    """A checkpoint of someone else's run given as the start of a new one (resume=<ckpt>, or init_from=<ckpt> as the
+    two-stage recipe does) is refused before the new run starts."""
+    tally.tried()
+    run, marker = received(runs, "z0", tmp_path), tmp_path / "marker"
+    plant(ckpt(run) / "ema.pt", marker)
+    new = tmp_path / "new"
+    p = cli("train", f"run_dir={new}", f"data.root={emt_dataset}", f"train.{key}={ckpt(run)}", "train.steps=4",
+            "train.wandb=false", "train.progress=false", "world_size=1", "deepspeed=zero0")
+    assert not marker.exists() and one_line_error(p, "refusing to load", "pickled code"), p.stderr[-2000:]
+    assert not (new / "checkpoints").exists()
+    tally.handled()
+
+
 @pytest.mark.parametrize("name,file", [("z0", "mp_rank_00_model_states.pt"), ("z0", "ema.pt"),
                                        ("z2", "zero_pp_rank_1_mp_rank_00_optim_states.pt")])
 def test_export_and_eval_refuse_pickled_code(runs, emt_dataset, tmp_path, tally, name, file):
