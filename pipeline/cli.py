@@ -89,8 +89,7 @@ def vet_run(path: str | Path) -> None:
     from atomforge.pipeline.train.run_dir import RunDir
     from atomforge.pipeline.train.safe_load import vet
 
-    if RunDir(path).is_run():
-        vet(RunDir(path).checkpoints)
+    vet(RunDir(path).checkpoints)  # not a run (an exported folder, a peer's name): nothing to vet
 
 
 def stage_export(cfg: dict, args: list[str]) -> None:

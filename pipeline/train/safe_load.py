@@ -55,10 +55,8 @@ def vet(folder: str | Path) -> None:
 
     Reads only each file's pickle opcodes (no tensors), so a received run is turned down in a second rather than
     after ranks have started. The weights-only load stays the defence: a static read cannot see every global."""
-    folder = Path(folder)
-    files = [folder] if folder.is_file() else sorted(folder.rglob("*.pt")) if folder.is_dir() else []
     with torch.serialization.safe_globals(_numpy_allowed()):
-        for f in files:
+        for f in sorted(Path(folder).rglob("*.pt")):  # none where the folder does not exist
             try:
                 bad = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(f)) - set(_DEEPSPEED))
             except Exception:  # not a (whole) zip torch file: the real load decides what it is
