@@ -26,10 +26,10 @@ slurm-deps:
 # Lint, then the whole suite, `slow` (multi-process, end-to-end) tests included.
 test: $(STAMP) slurm-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -v
+	$(PY) -m pytest -v -n auto --maxprocesses 4 --dist loadfile
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,24 @@ def emt_dataset(tmp_path_factory) -> Path:
     return build_dataset(tmp_path_factory.mktemp("data") / "emt_small", [SMALL_EMT], workers=1)
 
 
+def pytest_sessionfinish(session):
+    """Under pytest-xdist each worker counts its own faults and hostile inputs: hand them to the controller."""
+    from helpers import FAULTS, HOSTILE
+
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["counts"] = {"faults": FAULTS, "hostile": HOSTILE}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    from helpers import FAULTS, HOSTILE
+
+    counts = getattr(node, "workeroutput", {}).get("counts", {})
+    for mine, theirs in ((FAULTS, counts.get("faults", {})), (HOSTILE, counts.get("hostile", {}))):
+        for k, v in theirs.items():
+            mine[k] += v
+
+
 def pytest_terminal_summary(terminalreporter):
     from helpers import FAULTS, HOSTILE
 

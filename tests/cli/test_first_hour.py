@@ -4,6 +4,7 @@ DeepSpeed build lock that is cleared instead of hanging the run."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,9 +25,9 @@ def user_env() -> dict:
             if k not in ("TORCH_EXTENSIONS_DIR", "DS_ACCELERATOR", "ATOMFORGE_DEBUG")}
 
 
-def run(*args, timeout=300, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([ATOMFORGE, *args], capture_output=True, text=True, cwd=cwd or REPO, env=user_env(),
-                          timeout=timeout)
+def run(*args, timeout=300, cwd=None, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([ATOMFORGE, *args], capture_output=True, text=True, cwd=cwd or REPO,
+                          env={**user_env(), **(env or {})}, timeout=timeout)
 
 
 @pytest.mark.parametrize("words", sorted(HELP))
@@ -121,12 +122,15 @@ def test_ctrl_c_checkpoints_and_exits_130(emt_dataset, tmp_path):
 def test_stale_deepspeed_build_lock_is_cleared(emt_dataset, tmp_path):
     from atomforge.pipeline.runtime import SHM_OP
 
-    ops = Path(sys.prefix) / "var" / "torch_extensions"
-    (ops / SHM_OP).mkdir(parents=True, exist_ok=True)
+    # a copy of this environment's built op in a folder of the test's own: every atomforge process clears the
+    # stale locks of the folder it uses, so one planted in the shared folder could be cleared by another worker's
+    ops = tmp_path / "torch_extensions"
+    shutil.copytree(Path(sys.prefix) / "var" / "torch_extensions" / SHM_OP, ops / SHM_OP)
     lock = ops / SHM_OP / "lock"
     lock.write_text("")  # what a build killed mid-way leaves behind
     p = run("train", f"data.root={emt_dataset}", f"run_dir={tmp_path / 'run'}", "train.steps=1", "train.wandb=false",
-            "train.progress=false", "train.max_atoms=64", "world_size=2", "deepspeed=zero2", timeout=400)
+            "train.progress=false", "train.max_atoms=64", "world_size=2", "deepspeed=zero2", timeout=400,
+            env={"TORCH_EXTENSIONS_DIR": str(ops)})
     assert p.returncode == 0, p.stderr[-3000:]
     assert "removed a stale build lock" in p.stderr and not lock.exists()
     assert (ops / SHM_OP / f"{SHM_OP}.so").is_file()
