@@ -192,8 +192,10 @@ def body(s: dict, m: dict, curves: dict, fractions: list[float], counts: dict, z
               + f"; fine-tuned runs use lr {_lrs(m['lr_scans']['fine-tuned'])} "
               f"(scratch {_lrs(m['lr_scans']['scratch'])}), fixed before any run.",
               f"- Fine-tuning adds a head `target` started from the parent's `{s['replay']['task']}` head, with "
-              "element references refitted on the target's data; replay draws "
-              f"{100 * float(s['replay']['share']):g}% of each step's structures from the corpus through the "
-              f"`{s['replay']['task']}` head.",
+              "element references refitted on the target's data"
+              + (f"; replay draws {100 * float(s['replay']['share']):g}% of each step's structures from the corpus "
+                 f"through the `{s['replay']['task']}` head." if "replay" in s["variants"] else
+                 " (no replay variant in this run).")
+              + ("" if s.get("forgetting_split") else " Forgetting was not scored (forgetting_split: null)."),
               "- Every checkpoint is chosen on val force RMSE; the test set is read once per run, after selection.", ""]
     return lines
