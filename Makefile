@@ -1,6 +1,8 @@
 # Two commands set everything up on a fresh machine: `make demo` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# test files spread over one pytest-xdist worker per core (a file stays on one worker: its module fixtures built once)
+XDIST := -n auto --maxprocesses 4 --dist loadfile
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test test-fast lint slurm-deps clean
@@ -26,10 +28,10 @@ slurm-deps:
 # Lint, then the whole suite, `slow` (multi-process, end-to-end) tests included.
 test: $(STAMP) slurm-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -v -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -v $(XDIST)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not slow"
+	$(PY) -m pytest $(XDIST) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

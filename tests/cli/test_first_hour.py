@@ -120,12 +120,12 @@ def test_ctrl_c_checkpoints_and_exits_130(emt_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_stale_deepspeed_build_lock_is_cleared(emt_dataset, tmp_path):
-    from atomforge.pipeline.runtime import SHM_OP
+    from atomforge.pipeline.runtime import SHM_OP, ops_dir
 
     # a copy of this environment's built op in a folder of the test's own: every atomforge process clears the
     # stale locks of the folder it uses, so one planted in the shared folder could be cleared by another worker's
     ops = tmp_path / "torch_extensions"
-    shutil.copytree(Path(sys.prefix) / "var" / "torch_extensions" / SHM_OP, ops / SHM_OP)
+    shutil.copytree(ops_dir() / SHM_OP, ops / SHM_OP)
     lock = ops / SHM_OP / "lock"
     lock.write_text("")  # what a build killed mid-way leaves behind
     p = run("train", f"data.root={emt_dataset}", f"run_dir={tmp_path / 'run'}", "train.steps=1", "train.wandb=false",
