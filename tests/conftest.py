@@ -18,6 +18,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+@pytest.fixture(autouse=True)
+def _no_forced_loads_left():
+    """A test (or the code it runs in-process) must not leave torch.load forced to weights-only: it would break
+    whichever later test shares the worker process, far from the cause."""
+    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    yield
+    assert os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD") == before, "TORCH_FORCE_WEIGHTS_ONLY_LOAD leaked"
+
+
 @pytest.fixture(scope="session")
 def emt_dataset(tmp_path_factory) -> Path:
     """~100 EMT Cu/Al structures (bulk, strain, rattle, vacancy, surface, MD) as built shards."""

@@ -47,7 +47,7 @@ def verified_checkpoint(folder: str | Path) -> Path:
     cfg = read_config(d)
     rec = cfg.get("fairchem_checkpoint") or {}
     path = check_file(d, rec.get("file", FAIRCHEM_CKPT), rec.get("sha256"), "fairchem checkpoint")
-    with weights_only(path), torch.serialization.safe_globals([MLIPInferenceCheckpoint]):
+    with weights_only(path, allow=[MLIPInferenceCheckpoint]):
         ck = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(ck, MLIPInferenceCheckpoint):
         raise UnsafeFolderError(f"{path} is not a fairchem inference checkpoint")
@@ -68,7 +68,7 @@ def fairchem_predict_unit(folder: str | Path, device: str = "cpu", inference_set
     from fairchem.core.units.mlip_unit.api.inference import MLIPInferenceCheckpoint
 
     path = verified_checkpoint(folder)
-    with weights_only(path), torch.serialization.safe_globals([MLIPInferenceCheckpoint]):
+    with weights_only(path, allow=[MLIPInferenceCheckpoint]):
         settings = inference_settings or ("traineval" if device == "cpu" else "default")
         return load_predict_unit(str(path), device=device, inference_settings=settings)
 

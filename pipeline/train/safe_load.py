@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,7 +57,7 @@ def vet(folder: str | Path) -> None:
 
     Reads only each file's pickle opcodes (no tensors), so a received run is turned down in a second rather than
     after ranks have started. The weights-only load stays the defence: a static read cannot see every global."""
-    with torch.serialization.safe_globals(_numpy_allowed()):
+    with _allowing(_numpy_allowed()):
         for f in sorted(Path(folder).rglob("*.pt")):  # none where the folder does not exist
             try:
                 bad = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(f)) - set(_DEEPSPEED))
@@ -66,13 +68,58 @@ def vet(folder: str | Path) -> None:
                                       f"(it names {', '.join(bad[:3])})")
 
 
+# os.environ and torch's allow-list are process-wide, and reproduce recipes load checkpoints from several threads at
+# once: entries are reference-counted so that one thread leaving never lifts another's guard, and the last one out
+# restores exactly what was there before (a plain save/restore pair, interleaved, leaks the forced mode for good).
+_lock = threading.Lock()
+_forced = 0
+_env_before: str | None = None
+_added: Counter = Counter()
+
+
 @contextmanager
-def weights_only(what: str | Path = "checkpoint"):
-    """Every torch.load inside refuses pickled code; a refusal surfaces as UnsafeFileError naming `what`."""
-    old = os.environ.get(_FORCE)
-    os.environ[_FORCE] = "1"
+def _allowing(globals_: list, force: bool = False):
+    """torch's weights-only unpickler may build `globals_` inside; with `force`, every torch.load is weights-only."""
+    global _forced, _env_before
+    with _lock:
+        if force:
+            if _forced == 0:
+                _env_before = os.environ.get(_FORCE)
+                os.environ[_FORCE] = "1"
+            _forced += 1
+        fresh = [g for g in globals_ if _added[g] == 0 and g not in torch.serialization.get_safe_globals()]
+        torch.serialization.add_safe_globals(fresh)
+        _added.update(g for g in globals_ if g in fresh or _added[g] > 0)
     try:
-        with torch.serialization.safe_globals(_allowed()):
+        yield
+    finally:
+        with _lock:
+            gone = []
+            for g in globals_:
+                if _added[g] > 0:
+                    _added[g] -= 1
+                    if _added[g] == 0:
+                        del _added[g]
+                        gone.append(g)
+            if gone:
+                keep = [g for g in torch.serialization.get_safe_globals() if g not in gone]
+                torch.serialization.clear_safe_globals()
+                torch.serialization.add_safe_globals(keep)
+            if force:
+                _forced -= 1
+                if _forced == 0:
+                    if _env_before is None:
+                        os.environ.pop(_FORCE, None)
+                    else:
+                        os.environ[_FORCE] = _env_before
+
+
+@contextmanager
+def weights_only(what: str | Path = "checkpoint", allow: list | None = None):
+    """Every torch.load inside refuses pickled code (beyond DeepSpeed's plain records and `allow`); a refusal
+    surfaces as UnsafeFileError naming `what`."""
+    try:
+        with _allowing(_allowed() + list(allow or []), force=True):
             yield
     except Exception as e:  # DeepSpeed wraps some load errors: find the unpickler's refusal underneath
         cause = e
@@ -81,11 +128,6 @@ def weights_only(what: str | Path = "checkpoint"):
         if cause is None:
             raise  # a damaged file, not a hostile one: the caller may fall back to an older checkpoint
         raise UnsafeFileError(f"refusing to load {what}: {_culprit(cause)}") from None
-    finally:
-        if old is None:
-            os.environ.pop(_FORCE, None)
-        else:
-            os.environ[_FORCE] = old
 
 
 def _refused(e: BaseException) -> bool:
