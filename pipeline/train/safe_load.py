@@ -87,9 +87,10 @@ def _allowing(globals_: list, force: bool = False):
                 _env_before = os.environ.get(_FORCE)
                 os.environ[_FORCE] = "1"
             _forced += 1
-        fresh = [g for g in globals_ if _added[g] == 0 and g not in torch.serialization.get_safe_globals()]
-        torch.serialization.add_safe_globals(fresh)
-        _added.update(g for g in globals_ if g in fresh or _added[g] > 0)
+        present = torch.serialization.get_safe_globals()
+        ours = [g for g in globals_ if _added[g] > 0 or g not in present]  # never count (or remove) a user's own
+        torch.serialization.add_safe_globals(ours)
+        _added.update(ours)
     try:
         yield
     finally:
